@@ -1,0 +1,38 @@
+# Two commands do everything on a fresh machine: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: install run test lint bench load faults clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## make run: set up, start the embedded database and serve on 127.0.0.1:8080 with demo data
+run: install
+	$(BIN)/branch-audit serve
+
+## make test: set up, then the whole suite
+test: install
+	$(BIN)/pytest -q
+
+lint: install
+	$(BIN)/ruff check server schemas tests
+	$(BIN)/mypy
+
+bench: install
+	$(BIN)/python -m bench.run
+
+load: install
+	$(BIN)/python -m bench.load
+
+faults: install
+	$(BIN)/python -m bench.faults
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

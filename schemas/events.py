@@ -1,0 +1,96 @@
+"""Event schemas: one payload model per event type, past-tense dotted names, versioned."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Actor(BaseModel):
+    id: str | None = None
+    role: str | None = None
+    kind: str = Field(default="user", description="user | system")
+
+
+class Subject(BaseModel):
+    type: str
+    id: str
+
+
+class EventEnvelope(BaseModel):
+    """What every event carries, as stored in the outbox and served by the event feed."""
+
+    id: str
+    type: str
+    schema_version: int
+    occurred_at: datetime
+    actor: Actor
+    subject: Subject
+    subject_ids: dict[str, str] = Field(default_factory=dict, description="audit_id, branch_id, ... for filtering")
+    payload: dict[str, Any]
+    seq: int | None = Field(default=None, description="Position in the feed; assigned shortly after commit")
+
+
+class EventPayload(BaseModel):
+    """Base for payloads; each subclass names its event type and schema version."""
+
+    model_config = ConfigDict(extra="forbid")
+    event_type: str = Field(default="", exclude=True)
+
+
+EVENT_TYPES: dict[str, tuple[type[BaseModel], int]] = {}
+
+
+def event(name: str, version: int = 1) -> Any:
+    """Register a payload model under its event type name."""
+
+    def register(cls: type[BaseModel]) -> type[BaseModel]:
+        EVENT_TYPES[name] = (cls, version)
+        cls.__event_type__ = name  # type: ignore[attr-defined]
+        cls.__event_version__ = version  # type: ignore[attr-defined]
+        return cls
+
+    return register
+
+
+def event_type_of(payload: BaseModel) -> tuple[str, int]:
+    name = getattr(type(payload), "__event_type__", None)
+    if name is None:
+        raise TypeError(f"{type(payload).__name__} is not a registered event payload")
+    return name, int(type(payload).__event_version__)  # type: ignore[attr-defined]
+
+
+# --- organisation -------------------------------------------------------------------------------
+
+
+@event("user.created")
+class UserCreated(BaseModel):
+    user_id: str
+    username: str
+    role: str
+    region_id: str | None = None
+    branch_id: str | None = None
+
+
+@event("region.created")
+class RegionCreated(BaseModel):
+    region_id: str
+    name: str
+
+
+@event("branch.created")
+class BranchCreated(BaseModel):
+    branch_id: str
+    code: str
+    region_id: str
+    timezone: str
+
+
+@event("webhook.subscription_disabled")
+class WebhookSubscriptionDisabled(BaseModel):
+    subscription_id: str
+    url: str
+    consecutive_failures: int
+    last_error: str | None = None

@@ -1,0 +1,82 @@
+"""The application factory and the wiring of dependencies (bootstrap)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator
+from importlib import metadata
+
+from aiohttp import web
+
+from server.clock import Clock, SystemClock
+from server.context import Services
+from server.db import connect, ensure_indexes
+from server.http.api import mount
+from server.http.middleware import build_middlewares
+from server.http.openapi import build_spec
+from server.http.routes import all_routers
+from server.http.routes.ops import docs_assets_dir
+from server.jobs.runner import background_jobs
+from server.keys import SERVICES
+from server.security import Passwords
+from server.settings import Settings
+
+log = logging.getLogger("branch_audit")
+
+
+def bootstrap(settings: Settings, uri: str, *, clock: Clock | None = None) -> Services:
+    """Build the dependencies once; tests pass a fake clock or settings."""
+    client = connect(uri, timeout_ms=settings.db_timeout_ms)
+    return Services(
+        settings=settings,
+        client=client,
+        db=client[settings.database_name],
+        clock=clock or SystemClock(),
+        jwt_secret=settings.jwt_secret_or_generated(),
+        passwords=Passwords(settings.argon2_time_cost, settings.argon2_memory_kib),
+    )
+
+
+def create_app(services: Services, *, start_jobs: bool | None = None, prepare_data: bool = True,
+               close_client: bool = True) -> web.Application:
+    """The aiohttp application; `start_jobs` runs the dispatcher and scheduler in this process."""
+    app = web.Application(
+        middlewares=build_middlewares(services.metrics),
+        client_max_size=services.settings.max_json_bytes,
+    )
+    app[SERVICES] = services
+    operations = mount(app, all_routers())
+    app.router.add_static("/docs/assets", docs_assets_dir(), append_version=False)
+    try:
+        version = metadata.version("branch-audit")
+    except metadata.PackageNotFoundError:
+        version = "0.0.0"
+    services.openapi_bytes = json.dumps(build_spec(operations, version)).encode()
+    services.extras["operations"] = operations
+
+    async def database(app: web.Application) -> AsyncIterator[None]:
+        if prepare_data:
+            await prepare_database(services)
+        yield
+        if close_client:
+            await services.client.close()
+
+    app.cleanup_ctx.append(database)
+    if services.settings.run_jobs if start_jobs is None else start_jobs:
+        app.cleanup_ctx.append(background_jobs(services))
+    return app
+
+
+async def prepare_database(services: Services) -> None:
+    """Indexes, shipped checklists and (on an empty database) the demo organisation."""
+    await ensure_indexes(services.db)
+    settings = services.settings
+    if settings.publish_checklists:
+        from server.checklist_loading import publish_shipped
+
+        await publish_shipped(services)
+    if settings.seed_demo:
+        from server.demo import seed_demo_if_empty
+
+        await seed_demo_if_empty(services)

@@ -1,0 +1,236 @@
+"""The `branch-audit` command: serve, user create, seed-demo, and operational commands."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import importlib
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from server.settings import Settings
+
+Command = Callable[[argparse.Namespace, Settings], int]
+
+# Modules that add subcommands: each exposes `register(subparsers) -> None`.
+COMMAND_MODULES = [
+    "server.commands.checklists",
+    "server.commands.trail",
+    "server.commands.reports",
+    "server.commands.photos",
+    "server.commands.generate",
+]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="branch-audit", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the API (starts the embedded database unless MONGODB_URI is set)")
+    serve.add_argument("--workers", type=int, default=1, help="server processes sharing the port")
+    serve.add_argument("--host", default=None)
+    serve.add_argument("--port", type=int, default=None)
+    serve.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    serve.set_defaults(func=cmd_serve)
+
+    user = sub.add_parser("user", help="manage users").add_subparsers(dest="user_command", required=True)
+    create = user.add_parser("create", help="create a user")
+    create.add_argument("username")
+    create.add_argument("--role", required=True)
+    create.add_argument("--display-name", default=None)
+    create.add_argument("--branch-code", default=None)
+    create.add_argument("--region-code", default=None)
+    create.add_argument("--password", default=None, help="read from BRANCH_AUDIT_PASSWORD or prompted if absent")
+    create.set_defaults(func=cmd_user_create)
+
+    seed = sub.add_parser("seed-demo", help="seed the demo organisation into an empty database")
+    seed.set_defaults(func=cmd_seed_demo)
+
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name == name:
+                continue
+            raise
+        module.register(sub)
+
+    args = parser.parse_args(argv)
+    settings = Settings()
+    from server.logging_setup import configure
+
+    configure(settings.log_level, settings.log_format)
+    result: int = args.func(args, settings)
+    return result
+
+
+# --- database access for one-shot commands -------------------------------------------------------
+
+
+def with_database(settings: Settings, work: Callable[[Any], Awaitable[int]]) -> int:
+    """Run `work(services)` against MONGODB_URI, or the embedded database started for the command."""
+    from server.app import bootstrap
+    from server.db import ensure_indexes
+    from server.embedded import EmbeddedDatabaseError, EmbeddedMongo
+
+    embedded = None
+    uri = settings.mongodb_uri
+    if not uri:
+        embedded = EmbeddedMongo(str(settings.var_dir / "db"), log_path=settings.var_dir / "db.log")
+        try:
+            settings.var_dir.mkdir(parents=True, exist_ok=True)
+            embedded.start()
+        except EmbeddedDatabaseError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        uri = embedded.uri
+
+    async def run() -> int:
+        services = bootstrap(settings, uri)
+        try:
+            await ensure_indexes(services.db)
+            return await work(services)
+        finally:
+            await services.client.close()
+
+    try:
+        return asyncio.run(run())
+    finally:
+        if embedded:
+            embedded.stop()
+
+
+def cmd_user_create(args: argparse.Namespace, settings: Settings) -> int:
+    from schemas.org import UserCreate
+    from server.context import ActorInfo, UnitOfWork
+    from server.http.routes.org import new_user_document
+
+    password = args.password or os.environ.get("BRANCH_AUDIT_PASSWORD") or getpass.getpass("Password: ")
+
+    async def work(services: Any) -> int:
+        branch = await services.db.branches.find_one({"code": args.branch_code}) if args.branch_code else None
+        region = await services.db.regions.find_one({"code": args.region_code}) if args.region_code else None
+        body = UserCreate(username=args.username, password=password, role=args.role,
+                          display_name=args.display_name or args.username,
+                          branch_id=branch["_id"] if branch else None,
+                          region_id=(region or {}).get("_id") or (branch or {}).get("region_id"))
+        doc = await new_user_document(body, services.clock.now(), services.passwords)
+
+        async def insert(uow: UnitOfWork) -> None:
+            await uow.db.users.insert_one(doc, session=uow.session)
+            uow.record("user.create", "user", doc["_id"], {"username": body.username, "role": body.role})
+
+        await services.transact(ActorInfo.system("cli"), insert)
+        print(json.dumps({"id": doc["_id"], "username": body.username, "role": body.role}))
+        return 0
+
+    return with_database(settings, work)
+
+
+def cmd_seed_demo(args: argparse.Namespace, settings: Settings) -> int:
+    from server.demo import seed_demo_if_empty
+
+    async def work(services: Any) -> int:
+        seeded = await seed_demo_if_empty(services)
+        print("seeded" if seeded else "database not empty; nothing seeded")
+        return 0
+
+    return with_database(settings, work)
+
+
+# --- serving -------------------------------------------------------------------------------------
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    if args.host:
+        settings.host = args.host
+    if args.port:
+        settings.port = args.port
+    if args.worker:
+        return asyncio.run(_serve_process(settings, settings.mongodb_uri or "", reuse_port=True, prepare=False))
+    from server.embedded import EmbeddedDatabaseError, EmbeddedMongo
+
+    settings.var_dir.mkdir(parents=True, exist_ok=True)
+    embedded = None
+    uri = settings.mongodb_uri
+    if not uri:
+        embedded = EmbeddedMongo(str(settings.var_dir / "db"), log_path=settings.var_dir / "db.log")
+        try:
+            embedded.start()
+        except EmbeddedDatabaseError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        uri = embedded.uri
+    try:
+        if args.workers <= 1:
+            return asyncio.run(_serve_process(settings, uri, reuse_port=False, prepare=True))
+        return _supervise_workers(settings, uri, args.workers)
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        if embedded:
+            embedded.stop()
+
+
+async def _serve_process(settings: Settings, uri: str, *, reuse_port: bool, prepare: bool) -> int:
+    from aiohttp import web
+
+    from server.app import bootstrap, create_app
+
+    services = bootstrap(settings, uri)
+    app = create_app(services, prepare_data=prepare)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=15.0, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, settings.host, settings.port, reuse_port=reuse_port or None, backlog=1024)
+    await site.start()
+    print(f"branch-audit serving on http://{settings.host}:{settings.port} (pid {os.getpid()})", file=sys.stderr,
+          flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    # Stops accepting, lets in-flight requests finish (up to shutdown_timeout), then closes the database client.
+    await runner.cleanup()
+    return 0
+
+
+def _supervise_workers(settings: Settings, uri: str, workers: int) -> int:
+    from server.app import bootstrap, prepare_database
+
+    secret = settings.jwt_secret_or_generated()
+
+    async def prepare() -> None:
+        services = bootstrap(settings, uri)
+        try:
+            await prepare_database(services)
+        finally:
+            await services.client.close()
+
+    asyncio.run(prepare())
+    env = {**os.environ, "MONGODB_URI": uri, "JWT_SECRET": secret, "HOST": settings.host,
+           "PORT": str(settings.port), "VAR_DIR": str(settings.var_dir)}
+    procs = [
+        subprocess.Popen([sys.executable, "-m", "server.cli", "serve", "--worker"], env=env)
+        for _ in range(workers)
+    ]
+
+    def forward(signum: int, _frame: object) -> None:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    codes = [proc.wait() for proc in procs]
+    return max(codes, default=0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,129 @@
+"""The service's dependencies, wired once per process, and the unit of work that writes
+a change of state together with its events and its trail entries in one transaction."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
+from pymongo.asynchronous.client_session import AsyncClientSession
+
+from schemas.events import event_type_of
+from server.clock import Clock
+from server.db import Client, Database, Doc
+from server.http.metrics import Metrics
+from server.security import Passwords
+from server.settings import Settings
+
+T = TypeVar("T")
+
+
+@dataclass
+class ActorInfo:
+    """Who is acting, and from where, for events and the trail."""
+
+    user_id: str | None
+    role: str | None
+    request_id: str | None = None
+    client_address: str | None = None
+    kind: str = "user"
+
+    @classmethod
+    def system(cls, name: str = "system") -> ActorInfo:
+        return cls(user_id=None, role=name, kind="system")
+
+
+@dataclass
+class Services:
+    """Everything a handler or a job needs; built by bootstrap(), swapped piecemeal in tests."""
+
+    settings: Settings
+    client: Client
+    db: Database
+    clock: Clock
+    jwt_secret: str
+    passwords: Passwords = field(default_factory=Passwords)
+    instance_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    # Set by the dispatcher so a commit wakes it at once instead of at its next poll.
+    outbox_signal: asyncio.Event = field(default_factory=asyncio.Event)
+    metrics: Metrics = field(default_factory=Metrics)
+    openapi_bytes: bytes = b"{}"
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    async def transact(self, actor: ActorInfo, work: Callable[[UnitOfWork], Awaitable[T]]) -> T:
+        """Run `work` in a transaction with its events and trail entries (retried on transient conflicts)."""
+        async with self.client.start_session() as session:
+
+            async def attempt(s: AsyncClientSession) -> T:
+                uow = UnitOfWork(self, s, actor)
+                result = await work(uow)
+                await uow.flush()
+                return result
+
+            result = await session.with_transaction(attempt)
+        self.outbox_signal.set()
+        return result
+
+
+class UnitOfWork:
+    """One transaction: state writes go through `session`; `emit` and `record` are written with them."""
+
+    def __init__(self, services: Services, session: AsyncClientSession, actor: ActorInfo) -> None:
+        self.services = services
+        self.session = session
+        self.actor = actor
+        self.db = services.db
+        self.now = services.clock.now()
+        self.events: list[Doc] = []
+        self.trail: list[Doc] = []
+
+    def emit(self, payload: BaseModel, *, subject_type: str, subject_id: str, **subject_ids: str | None) -> str:
+        """Queue an event for the outbox; returns its id."""
+        name, version = event_type_of(payload)
+        event_id = str(uuid.uuid4())
+        ids = {k: v for k, v in subject_ids.items() if v is not None}
+        ids.setdefault(f"{subject_type}_id", subject_id)
+        self.events.append(
+            {
+                "_id": event_id,
+                "type": name,
+                "schema_version": version,
+                "occurred_at": self.now,
+                "actor": {"id": self.actor.user_id, "role": self.actor.role, "kind": self.actor.kind},
+                "subject": {"type": subject_type, "id": subject_id},
+                "subject_ids": ids,
+                "payload": payload.model_dump(mode="json"),
+                "seq_pending": True,
+            }
+        )
+        return event_id
+
+    def record(self, action: str, entity_type: str, entity_id: str, summary: dict[str, Any] | None = None,
+               **related: str | None) -> None:
+        """Queue a trail entry (`noun.verb`) describing this change."""
+        self.trail.append(
+            {
+                "_id": str(uuid.uuid4()),
+                "at": self.now,
+                "actor_id": self.actor.user_id,
+                "actor_role": self.actor.role,
+                "action": action,
+                "entity_type": entity_type,
+                "entity_id": entity_id,
+                "related_ids": [v for v in related.values() if v],
+                "summary": summary or {},
+                "request_id": self.actor.request_id,
+                "client_address": self.actor.client_address,
+                "seal_pending": True,
+            }
+        )
+
+    async def flush(self) -> None:
+        if self.events:
+            await self.db.events.insert_many(self.events, session=self.session)
+        if self.trail:
+            await self.db.trail.insert_many(self.trail, session=self.session)

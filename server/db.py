@@ -1,0 +1,60 @@
+"""MongoDB connection, durable write concern, and idempotent index creation."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from pymongo import AsyncMongoClient, IndexModel
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import AutoReconnect, ConnectionFailure, NetworkTimeout, ServerSelectionTimeoutError
+
+Doc = dict[str, Any]
+Database = AsyncDatabase[Doc]
+Client = AsyncMongoClient[Doc]
+
+# Errors that mean "the database is not reachable right now": answered 503, never 500.
+UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
+    ConnectionFailure,
+    AutoReconnect,
+    NetworkTimeout,
+    ServerSelectionTimeoutError,
+)
+
+
+def connect(uri: str, *, timeout_ms: int = 2000, max_pool_size: int = 100) -> Client:
+    """A client whose every write is majority-acknowledged and journaled (survives a crash)."""
+    return AsyncMongoClient(
+        uri,
+        w="majority",
+        journal=True,
+        tz_aware=True,
+        serverSelectionTimeoutMS=timeout_ms,
+        connectTimeoutMS=timeout_ms,
+        retryWrites=True,
+        maxPoolSize=max_pool_size,
+        appname="branch-audit",
+    )
+
+
+def all_indexes() -> dict[str, list[IndexModel]]:
+    """Every index the storage modules declare, by collection."""
+    from server.storage import registry
+
+    return registry.collect()
+
+
+async def ensure_indexes(db: Database, indexes: dict[str, Iterable[IndexModel]] | None = None) -> None:
+    """Create declared indexes; create_indexes is a no-op for ones that already exist."""
+    for collection, models in (indexes or all_indexes()).items():
+        models = list(models)
+        if models:
+            await db[collection].create_indexes(models)
+
+
+async def ping(client: Client) -> bool:
+    try:
+        await client.admin.command("ping")
+    except UNAVAILABLE_ERRORS:
+        return False
+    return True

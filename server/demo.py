@@ -1,0 +1,130 @@
+"""The demo organisation seeded on the first start against an empty database."""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import uuid
+from pathlib import Path
+from typing import Any
+
+from server.context import ActorInfo, Services, UnitOfWork
+from server.storage.meta import claim_marker
+
+log = logging.getLogger("branch_audit.demo")
+
+REGIONS = [
+    {"code": "EAST", "name": "East China"},
+    {"code": "IBERIA", "name": "Iberia"},
+]
+
+# Real places; coordinates are the branches' street addresses.
+BRANCHES = [
+    ("SH-LJZ", "Shanghai Lujiazui", "EAST", "1000 Lujiazui Ring Rd, Pudong, Shanghai", 31.2397, 121.4998,
+     "Asia/Shanghai", "full_service"),
+    ("SH-JA", "Shanghai Jing'an", "EAST", "1618 Nanjing West Rd, Jing'an, Shanghai", 31.2235, 121.4455,
+     "Asia/Shanghai", "full_service"),
+    ("HZ-XH", "Hangzhou West Lake", "EAST", "2 Hubin Rd, Shangcheng, Hangzhou", 30.2590, 120.1635,
+     "Asia/Shanghai", "community"),
+    ("NJ-XJK", "Nanjing Xinjiekou", "EAST", "1 Zhongshan South Rd, Qinhuai, Nanjing", 32.0417, 118.7845,
+     "Asia/Shanghai", "full_service"),
+    ("MAD-GV", "Madrid Gran Via", "IBERIA", "Gran Via 32, 28013 Madrid", 40.4203, -3.7058,
+     "Europe/Madrid", "full_service"),
+    ("BCN-PG", "Barcelona Passeig de Gracia", "IBERIA", "Passeig de Gracia 21, 08007 Barcelona", 41.3915, 2.1649,
+     "Europe/Madrid", "full_service"),
+    ("VLC-CO", "Valencia Colon", "IBERIA", "Carrer de Colon 1, 46004 Valencia", 39.4699, -0.3720,
+     "Europe/Madrid", "community"),
+]
+
+# (role, username, display name, region code, branch code for scope, home branch code, language)
+USERS = [
+    ("admin", "admin", "Ada Admin", None, None, None, "en"),
+    ("compliance", "compliance", "Chen Hegui", None, None, None, "zh-CN"),
+    ("regional_manager", "east.manager", "Wang Quyu", "EAST", None, None, "zh-CN"),
+    ("branch_head", "ljz.head", "Li Wangdian", "EAST", "SH-LJZ", "SH-LJZ", "zh-CN"),
+    ("inspector", "inspector", "Zhou Jiancha", "EAST", None, "HZ-XH", "zh-CN"),
+    ("mystery_shopper", "shopper", "Sofia Secreta", None, None, "VLC-CO", "es"),
+]
+EXTRA_USERS = [
+    ("regional_manager", "iberia.manager", "Marta Region", "IBERIA", None, None, "es"),
+    ("branch_head", "ja.head", "Zhang Jingan", "EAST", "SH-JA", "SH-JA", "zh-CN"),
+    ("branch_head", "hz.head", "Liu Xihu", "EAST", "HZ-XH", "HZ-XH", "zh-CN"),
+    ("branch_head", "nj.head", "Sun Xinjiekou", "EAST", "NJ-XJK", "NJ-XJK", "zh-CN"),
+    ("branch_head", "mad.head", "Javier Granvia", "IBERIA", "MAD-GV", "MAD-GV", "es"),
+    ("branch_head", "bcn.head", "Laia Gracia", "IBERIA", "BCN-PG", "BCN-PG", "es"),
+    ("branch_head", "vlc.head", "Pau Colon", "IBERIA", "VLC-CO", "VLC-CO", "es"),
+    ("inspector", "inspector2", "Elena Revisora", "IBERIA", None, "MAD-GV", "es"),
+    ("mystery_shopper", "shopper2", "Lin Anfang", None, None, "NJ-XJK", "zh-CN"),
+    ("mystery_shopper", "shopper3", "Diego Incognito", None, None, "BCN-PG", "es"),
+]
+
+
+async def seed_demo_if_empty(services: Services) -> bool:
+    """Seed once per database (across processes); returns whether this call seeded."""
+    if await services.db.users.estimated_document_count() > 0:
+        return False
+    if not await claim_marker(services.db, "demo_seeded", services.clock.now()):
+        return False
+    credentials = await seed_demo(services)
+    path = services.settings.var_dir / "demo-credentials.json"
+    write_credentials(path, credentials)
+    log.info("demo organisation seeded", extra={"credentials_file": str(path)})
+    return True
+
+
+def write_credentials(path: Path, credentials: dict[str, dict[str, str]]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(credentials, indent=2) + "\n")
+    tmp.chmod(0o600)
+    tmp.replace(path)
+
+
+async def seed_demo(services: Services) -> dict[str, dict[str, str]]:
+    now = services.clock.now()
+    region_ids = {r["code"]: str(uuid.uuid4()) for r in REGIONS}
+    branch_ids = {b[0]: str(uuid.uuid4()) for b in BRANCHES}
+    regions = [{"_id": region_ids[r["code"]], **r, "created_at": now} for r in REGIONS]
+    branches = [
+        {
+            "_id": branch_ids[code], "code": code, "name": name, "region_id": region_ids[region], "address": address,
+            "location": {"lat": lat, "lon": lon}, "geofence_m": 150, "timezone": tz, "branch_type": kind,
+            "opening_hours": {"open": "09:00", "close": "17:00", "weekdays": [0, 1, 2, 3, 4, 5]},
+            "head_user_id": None, "created_at": now,
+        }
+        for code, name, region, address, lat, lon, tz, kind in BRANCHES
+    ]
+    credentials: dict[str, dict[str, str]] = {}
+    users: list[dict[str, Any]] = []
+    for role, username, display, region, branch, home, lang in USERS + EXTRA_USERS:
+        password = secrets.token_urlsafe(12)
+        if role not in credentials:
+            credentials[role] = {"username": username, "password": password}
+        user_id = str(uuid.uuid4())
+        users.append({
+            "_id": user_id, "username": username, "display_name": display, "role": role,
+            "region_id": region_ids.get(region) if region else None,
+            "branch_id": branch_ids.get(branch) if branch else None,
+            "home_branch_id": branch_ids.get(home) if home else None,
+            "language": lang, "email": f"{username}@demo.branch-audit.example", "active": True,
+            "password_hash": await services.passwords.hash(password), "created_at": now,
+        })
+        if role == "branch_head" and branch:
+            for b in branches:
+                if b["_id"] == branch_ids[branch]:
+                    b["head_user_id"] = user_id
+        if role == "regional_manager" and region:
+            for r in regions:
+                if r["_id"] == region_ids[region]:
+                    r["manager_user_id"] = user_id
+
+    async def work(uow: UnitOfWork) -> None:
+        await uow.db.regions.insert_many(regions, session=uow.session)
+        await uow.db.branches.insert_many(branches, session=uow.session)
+        await uow.db.users.insert_many(users, session=uow.session)
+        uow.record("organisation.seed", "organisation", "demo",
+                   {"regions": len(regions), "branches": len(branches), "users": len(users)})
+
+    await services.transact(ActorInfo.system("seed"), work)
+    return credentials

@@ -1,0 +1,59 @@
+"""Runtime configuration, read once from the environment by the entry point."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every knob of the service; each is an environment variable of the same name, upper-cased."""
+
+    model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore")
+
+    mongodb_uri: str | None = Field(default=None, description="External MongoDB; unset = embedded SecantusDB")
+    database_name: str = "branch_audit"
+    host: str = "127.0.0.1"
+    port: int = 8080
+    var_dir: Path = Path("var")
+    jwt_secret: str | None = Field(default=None, description="Required with MONGODB_URI")
+    access_token_ttl_s: int = 900
+    refresh_token_ttl_s: int = 30 * 24 * 3600
+    login_max_failures: int = 5
+    login_window_s: int = 900
+    max_upload_bytes: int = 20 * 1024 * 1024
+    max_json_bytes: int = 1024 * 1024
+    argon2_time_cost: int = 3
+    argon2_memory_kib: int = 65536
+    log_level: str = "INFO"
+    log_format: Literal["json", "text"] = "json"
+    seed_demo: bool = True
+    publish_checklists: bool = True
+    checklists_dir: Path = Path("checklists")
+    webhook_allow_private: bool = False
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    smtp_from: str = "branch-audit@localhost"
+    run_jobs: bool = True
+    db_timeout_ms: int = 2000
+    photo_retention_days: int = 3650
+    appeal_window_days: int = 14
+
+    def jwt_secret_or_generated(self) -> str:
+        """The configured secret, or for the embedded default one kept under var/ across restarts."""
+        if self.jwt_secret:
+            return self.jwt_secret
+        if self.mongodb_uri:
+            raise SystemExit("JWT_SECRET must be set when MONGODB_URI is set (all instances must share it)")
+        path = self.var_dir / "jwt-secret"
+        if path.exists():
+            return path.read_text().strip()
+        self.var_dir.mkdir(parents=True, exist_ok=True)
+        secret = secrets.token_urlsafe(48)
+        path.write_text(secret)
+        path.chmod(0o600)
+        return secret

@@ -1,0 +1,85 @@
+"""Regions and branches."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pymongo import ASCENDING, IndexModel
+from pymongo.asynchronous.client_session import AsyncClientSession
+
+from server.db import Database, Doc
+from server.storage.paging import after_filter, combine, page_of
+
+INDEXES: dict[str, list[IndexModel]] = {
+    "regions": [IndexModel("code", unique=True)],
+    "branches": [
+        IndexModel("code", unique=True),
+        IndexModel([("region_id", ASCENDING), ("_id", ASCENDING)]),
+        IndexModel("head_user_id"),
+    ],
+}
+
+
+def public_branch(doc: Doc) -> dict[str, Any]:
+    return {
+        "id": doc["_id"],
+        "code": doc["code"],
+        "name": doc["name"],
+        "region_id": doc["region_id"],
+        "address": doc.get("address", ""),
+        "location": doc["location"],
+        "geofence_m": doc["geofence_m"],
+        "timezone": doc["timezone"],
+        "branch_type": doc.get("branch_type", "full_service"),
+        "opening_hours": doc.get("opening_hours") or {},
+        "head_user_id": doc.get("head_user_id"),
+        "created_at": doc["created_at"],
+    }
+
+
+def public_region(doc: Doc) -> dict[str, Any]:
+    return {"id": doc["_id"], "code": doc["code"], "name": doc["name"],
+            "manager_user_id": doc.get("manager_user_id"), "created_at": doc["created_at"]}
+
+
+async def branch(db: Database, branch_id: str) -> Doc | None:
+    return await db.branches.find_one({"_id": branch_id})
+
+
+async def region(db: Database, region_id: str) -> Doc | None:
+    return await db.regions.find_one({"_id": region_id})
+
+
+async def branches_page(db: Database, filters: dict[str, Any], limit: int, cursor: str | None) -> tuple[list[Doc], str | None]:
+    sort = [("_id", 1)]
+    docs = await db.branches.find(combine(filters, after_filter(sort, cursor))).sort(sort).limit(limit + 1).to_list()
+    return page_of(docs, sort, limit)
+
+
+async def regions_page(db: Database, filters: dict[str, Any], limit: int, cursor: str | None) -> tuple[list[Doc], str | None]:
+    sort = [("_id", 1)]
+    docs = await db.regions.find(combine(filters, after_filter(sort, cursor))).sort(sort).limit(limit + 1).to_list()
+    return page_of(docs, sort, limit)
+
+
+async def branches_in(db: Database, *, branch_ids: list[str] | None = None,
+                      region_ids: list[str] | None = None) -> list[Doc]:
+    query: dict[str, Any] = {}
+    if branch_ids:
+        query["_id"] = {"$in": branch_ids}
+    if region_ids:
+        query["region_id"] = {"$in": region_ids}
+    return await db.branches.find(query).sort("_id", 1).to_list()
+
+
+async def insert_branch(db: Database, doc: Doc, session: AsyncClientSession) -> None:
+    await db.branches.insert_one(doc, session=session)
+
+
+async def insert_region(db: Database, doc: Doc, session: AsyncClientSession) -> None:
+    await db.regions.insert_one(doc, session=session)
+
+
+async def set_branch_head(db: Database, branch_id: str, user_id: str, session: AsyncClientSession) -> None:
+    await db.branches.update_one({"_id": branch_id, "head_user_id": None}, {"$set": {"head_user_id": user_id}},
+                                 session=session)

@@ -1,0 +1,138 @@
+"""Test harness: one embedded MongoDB-protocol server per session (or MONGODB_URI), a fresh database per
+test, and the real application on a real port reached through a real HTTP client."""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import ClientResponse, ClientSession
+from aiohttp.test_utils import TestServer
+
+from server.app import bootstrap, create_app
+from server.clock import FakeClock
+from server.context import Services
+from server.db import ensure_indexes
+from server.demo import seed_demo
+from server.embedded import EmbeddedMongo
+from server.settings import Settings
+
+
+@pytest.fixture(scope="session")
+def mongo_uri() -> Iterator[str]:
+    external = os.environ.get("MONGODB_URI")
+    if external:
+        yield external
+        return
+    server = EmbeddedMongo(":memory:")
+    server.start()
+    yield server.uri
+    server.stop()
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(datetime(2026, 11, 2, 1, 0, tzinfo=UTC))  # a Monday, 09:00 in Shanghai
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(
+        mongodb_uri="unused-by-tests",
+        database_name=f"t_{uuid.uuid4().hex[:16]}",
+        var_dir=tmp_path / "var",
+        jwt_secret="test-secret-" + uuid.uuid4().hex,
+        seed_demo=False,
+        publish_checklists=False,
+        run_jobs=False,
+        webhook_allow_private=True,
+        argon2_time_cost=1,
+        argon2_memory_kib=1024,
+        log_level="WARNING",
+        log_format="text",
+    )
+
+
+@pytest.fixture
+async def services(settings: Settings, mongo_uri: str, clock: FakeClock) -> AsyncIterator[Services]:
+    svc = bootstrap(settings, mongo_uri, clock=clock)
+    await ensure_indexes(svc.db)
+    yield svc
+    try:
+        await svc.client.drop_database(settings.database_name)
+    finally:
+        await svc.client.close()
+
+
+class Api:
+    """A real HTTP client bound to the test server, with per-role logins from the demo organisation."""
+
+    def __init__(self, session: ClientSession, base: str, credentials: dict[str, dict[str, str]]) -> None:
+        self.session = session
+        self.base = base
+        self.credentials = credentials
+        self.tokens: dict[str, str] = {}
+
+    def url(self, path: str) -> str:
+        return self.base + path
+
+    async def login(self, role_or_username: str, password: str | None = None) -> dict[str, Any]:
+        creds = self.credentials.get(role_or_username)
+        username = creds["username"] if creds else role_or_username
+        pw = password or (creds["password"] if creds else "")
+        async with self.session.post(self.url("/api/v1/auth/login"),
+                                     json={"username": username, "password": pw}) as resp:
+            body = await resp.json()
+            assert resp.status == 200, body
+        self.tokens[role_or_username] = body["access_token"]
+        return dict(body)
+
+    async def token(self, who: str) -> str:
+        if who not in self.tokens:
+            await self.login(who)
+        return self.tokens[who]
+
+    async def call(self, method: str, path: str, who: str | None = None, **kw: Any) -> ClientResponse:
+        headers = dict(kw.pop("headers", {}) or {})
+        if who is not None:
+            headers["Authorization"] = f"Bearer {await self.token(who)}"
+        resp = await self.session.request(method, self.url(path), headers=headers, **kw)
+        await resp.read()
+        return resp
+
+    async def json(self, method: str, path: str, who: str | None = None, expect: int | None = None,
+                   **kw: Any) -> Any:
+        resp = await self.call(method, path, who, **kw)
+        text = await resp.text()
+        if expect is not None:
+            assert resp.status == expect, f"{method} {path} -> {resp.status}: {text[:2000]}"
+        return json.loads(text) if text else None
+
+
+@pytest.fixture
+async def demo(services: Services) -> dict[str, dict[str, str]]:
+    """Seed the demo organisation; returns its credentials by role."""
+    return await seed_demo(services)
+
+
+@pytest.fixture
+async def api(services: Services, demo: dict[str, dict[str, str]]) -> AsyncIterator[Api]:
+    app = create_app(services, start_jobs=False, prepare_data=False, close_client=False)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    async with ClientSession() as session:
+        yield Api(session, str(server.make_url("")).rstrip("/"), demo)
+    await server.close()
+
+
+def assert_problem(resp: ClientResponse, body: Any, status: int) -> None:
+    assert resp.status == status, body
+    assert resp.content_type == "application/problem+json", resp.content_type
+    for key in ("type", "title", "status", "detail"):
+        assert key in body, body
