@@ -73,7 +73,7 @@ async def prepare_database(services: Services) -> None:
     await ensure_indexes(services.db)
     settings = services.settings
     if settings.publish_checklists:
-        from server.checklist_loading import publish_shipped
+        from server.checklists.publishing import publish_shipped
 
         await publish_shipped(services)
     if settings.seed_demo:

@@ -26,6 +26,8 @@ class BackgroundJob(Protocol):
 JOB_MODULES = [
     "server.jobs.sequencer",
     "server.jobs.dispatcher",
+    "server.jobs.webhook_delivery",
+    "server.jobs.email_delivery",
     "server.jobs.scheduler",
 ]
 

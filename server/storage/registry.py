@@ -13,6 +13,14 @@ STORAGE_MODULES = [
     "server.storage.outbox",
     "server.storage.trail",
     "server.storage.meta",
+    "server.storage.checklists",
+    "server.storage.programs",
+    "server.storage.audits",
+    "server.storage.photos",
+    "server.storage.rectifications",
+    "server.storage.notifications",
+    "server.storage.webhooks",
+    "server.storage.reports",
 ]
 
 
