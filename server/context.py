@@ -97,6 +97,8 @@ class UnitOfWork:
                 "subject": {"type": subject_type, "id": subject_id},
                 "subject_ids": ids,
                 "payload": payload.model_dump(mode="json"),
+                # Several events of one transaction share occurred_at; this keeps their emission order.
+                "emit_index": len(self.events),
                 "seq_pending": True,
             }
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import UTC, date, datetime
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -188,8 +189,22 @@ def query_of(request: web.Request, model: type[M]) -> M:
 
 def json_response(payload: BaseModel | dict[str, Any] | list[Any], status: int = 200,
                   headers: dict[str, str] | None = None) -> web.Response:
-    text = payload.model_dump_json() if isinstance(payload, BaseModel) else json.dumps(payload, default=str)
+    text = (payload.model_dump_json() if isinstance(payload, BaseModel)
+            else json.dumps(payload, default=json_default, ensure_ascii=False))
     return web.Response(text=text, status=status, content_type="application/json", headers=headers)
+
+
+def json_default(value: Any) -> Any:
+    """RFC 3339 for datetimes (stored in UTC), plain strings for ids and other scalars."""
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value.isoformat().replace("+00:00", "Z")
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    return str(value)
 
 
 def match_info(request: web.Request, name: str) -> str:

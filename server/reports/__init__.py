@@ -1,0 +1,1 @@
+"""Reports: aggregation math (pure), tabular exports, PDF audit reports and trend charts."""

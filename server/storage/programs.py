@@ -1,0 +1,111 @@
+"""Programs (campaigns of visits) and their assignments (one planned visit each)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING, IndexModel
+from pymongo.asynchronous.client_session import AsyncClientSession
+
+from server.db import Database, Doc
+from server.storage.paging import after_filter, combine, page_of
+
+INDEXES: dict[str, list[IndexModel]] = {
+    "programs": [IndexModel([("created_at", DESCENDING), ("_id", DESCENDING)])],
+    "assignments": [
+        IndexModel([("program_id", ASCENDING), ("branch_id", ASCENDING), ("visit_no", ASCENDING)], unique=True),
+        IndexModel([("assignee_id", ASCENDING), ("window_start", ASCENDING), ("_id", ASCENDING)]),
+        IndexModel([("branch_id", ASCENDING), ("covert", ASCENDING), ("window_start", DESCENDING)]),
+        IndexModel([("window_start", ASCENDING), ("_id", ASCENDING)]),
+    ],
+}
+OPEN_ASSIGNMENT = ["planned", "in_progress"]
+ASSIGNMENT_SORT = [("window_start", 1), ("_id", 1)]
+
+
+def public_program(doc: Doc) -> dict[str, Any]:
+    return {
+        "id": doc["_id"], "name": doc["name"], "checklist_key": doc["checklist_key"],
+        "branch_ids": doc.get("branch_ids") or [], "region_ids": doc.get("region_ids") or [],
+        "starts_on": doc["starts_on"], "ends_on": doc["ends_on"], "visits_per_branch": doc["visits_per_branch"],
+        "channel": doc["channel"], "covert": doc["covert"], "created_by": doc["created_by"],
+        "created_at": doc["created_at"], "assignments_generated": bool(doc.get("assignments_generated_at")),
+    }
+
+
+def public_assignment(doc: Doc, *, show_assignee: bool) -> dict[str, Any]:
+    return {
+        "id": doc["_id"], "program_id": doc["program_id"], "branch_id": doc["branch_id"],
+        "region_id": doc["region_id"], "checklist_key": doc["checklist_key"], "channel": doc["channel"],
+        "covert": doc["covert"], "window_start": doc["window_start"], "window_end": doc["window_end"],
+        "status": doc["status"], "audit_id": doc.get("audit_id"),
+        "assignee_id": doc.get("assignee_id") if show_assignee else None,
+    }
+
+
+async def insert_program(db: Database, doc: Doc, session: AsyncClientSession) -> None:
+    await db.programs.insert_one(doc, session=session)
+
+
+async def program(db: Database, program_id: str) -> Doc | None:
+    return await db.programs.find_one({"_id": program_id})
+
+
+async def programs_page(db: Database, limit: int, cursor: str | None) -> tuple[list[Doc], str | None]:
+    sort = [("created_at", -1), ("_id", -1)]
+    docs = await db.programs.find(after_filter(sort, cursor)).sort(sort).limit(limit + 1).to_list()
+    return page_of(docs, sort, limit)
+
+
+async def assignments_of_program(db: Database, program_id: str,
+                                 session: AsyncClientSession | None = None) -> list[Doc]:
+    cursor = db.assignments.find({"program_id": program_id}, session=session)
+    return await cursor.sort([("window_start", 1), ("branch_id", 1)]).to_list()
+
+
+async def insert_assignments(db: Database, docs: list[Doc], program_id: str, now: Any,
+                             session: AsyncClientSession) -> None:
+    if docs:
+        await db.assignments.insert_many(docs, session=session)
+    await db.programs.update_one({"_id": program_id}, {"$set": {"assignments_generated_at": now}},
+                                 session=session)
+
+
+async def last_visitors(db: Database, branch_ids: list[str], *, covert: bool) -> dict[str, str]:
+    """The assignee of each branch's most recent visit of the same kind (any program)."""
+    pipeline: list[dict[str, Any]] = [
+        {"$match": {"branch_id": {"$in": branch_ids}, "covert": covert, "status": {"$ne": "cancelled"}}},
+        {"$sort": {"branch_id": 1, "window_start": -1}},
+        {"$group": {"_id": "$branch_id", "assignee_id": {"$first": "$assignee_id"}}},
+    ]
+    rows = await (await db.assignments.aggregate(pipeline)).to_list()
+    return {row["_id"]: row["assignee_id"] for row in rows if row.get("assignee_id")}
+
+
+async def open_load(db: Database, person_ids: list[str]) -> dict[str, int]:
+    """Open (planned or started) assignments per person, for balancing."""
+    pipeline: list[dict[str, Any]] = [
+        {"$match": {"assignee_id": {"$in": person_ids}, "status": {"$in": OPEN_ASSIGNMENT}}},
+        {"$group": {"_id": "$assignee_id", "n": {"$sum": 1}}},
+    ]
+    rows = await (await db.assignments.aggregate(pipeline)).to_list()
+    return {row["_id"]: int(row["n"]) for row in rows}
+
+
+async def assignment(db: Database, assignment_id: str) -> Doc | None:
+    return await db.assignments.find_one({"_id": assignment_id})
+
+
+async def assignments_page(db: Database, filters: dict[str, Any], limit: int,
+                           cursor: str | None) -> tuple[list[Doc], str | None]:
+    query = combine(filters, after_filter(ASSIGNMENT_SORT, cursor))
+    docs = await db.assignments.find(query).sort(ASSIGNMENT_SORT).limit(limit + 1).to_list()
+    return page_of(docs, ASSIGNMENT_SORT, limit)
+
+
+async def set_assignment_status(db: Database, assignment_id: str, status: str, session: AsyncClientSession,
+                                audit_id: str | None = None) -> None:
+    changes: dict[str, Any] = {"status": status}
+    if audit_id:
+        changes["audit_id"] = audit_id
+    await db.assignments.update_one({"_id": assignment_id}, {"$set": changes}, session=session)

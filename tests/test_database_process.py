@@ -1,0 +1,131 @@
+"""The embedded database as a process: outages answer 503 and recover; data survives restarts and SIGKILL."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from aiohttp import ClientSession
+from aiohttp.test_utils import TestServer
+
+from server.app import bootstrap, create_app
+from server.clock import FakeClock
+from server.context import Services
+from server.db import ensure_indexes
+from server.demo import seed_demo
+from server.embedded import EmbeddedDatabaseError, EmbeddedMongo
+from server.settings import Settings
+from tests.conftest import Api, assert_problem
+
+pytestmark = pytest.mark.slow
+
+
+@dataclass
+class OwnDatabase:
+    server: EmbeddedMongo
+    services: Services
+    api: Api
+
+
+@pytest.fixture
+async def own(tmp_path: Path, settings: Settings, clock: FakeClock) -> AsyncIterator[OwnDatabase]:
+    """An app on its own embedded server with a real data directory, so the test may kill it."""
+    server = EmbeddedMongo(str(tmp_path / "db"), log_path=tmp_path / "db.log")
+    await asyncio.to_thread(server.start)
+    settings.db_timeout_ms = 700
+    services = bootstrap(settings, server.uri, clock=clock)
+    await ensure_indexes(services.db)
+    credentials = await seed_demo(services)
+    app = create_app(services, start_jobs=False, prepare_data=False, close_client=False)
+    http = TestServer(app, host="127.0.0.1")
+    await http.start_server()
+    async with ClientSession() as session:
+        yield OwnDatabase(server, services, Api(session, str(http.make_url("")).rstrip("/"), credentials))
+    await http.close()
+    await services.client.close()
+    await asyncio.to_thread(server.stop)
+
+
+async def _restart(server: EmbeddedMongo) -> None:
+    await asyncio.to_thread(server.start)
+
+
+async def test_outage_gives_503_then_recovers_by_itself(own: OwnDatabase) -> None:
+    api = own.api
+    await api.login("admin")
+    assert (await api.call("GET", "/readyz")).status == 200
+    await asyncio.to_thread(own.server.stop)
+    r = await api.call("GET", "/readyz")
+    assert r.status == 503
+    r = await api.call("GET", "/api/v1/me", "admin")
+    body = await r.json(content_type=None)
+    assert_problem(r, body, 503)
+    assert r.headers["Retry-After"]
+    assert "mongo" not in body["detail"].lower()
+    await _restart(own.server)
+    for _ in range(50):
+        if (await api.call("GET", "/readyz")).status == 200:
+            break
+        await asyncio.sleep(0.2)
+    await api.json("GET", "/api/v1/me", "admin", expect=200)
+
+
+async def test_acknowledged_write_survives_sigkill(own: OwnDatabase) -> None:
+    api = own.api
+    created = await api.json("POST", "/api/v1/regions", "admin", json={"code": "WEST", "name": "West"}, expect=201)
+    # Crash the database immediately after the 201, as a power cut would.
+    await asyncio.to_thread(own.server.kill)
+    await _restart(own.server)
+    for _ in range(50):
+        if (await api.call("GET", "/readyz")).status == 200:
+            break
+        await asyncio.sleep(0.2)
+    regions = await api.json("GET", "/api/v1/regions", "admin", expect=200)
+    assert created["id"] in {r["id"] for r in regions["items"]}
+
+
+async def test_data_survives_a_clean_restart(own: OwnDatabase) -> None:
+    api = own.api
+    await api.json("POST", "/api/v1/regions", "admin", json={"code": "NORTH", "name": "North"}, expect=201)
+    await asyncio.to_thread(own.server.stop)
+    await _restart(own.server)
+    for _ in range(50):
+        if (await api.call("GET", "/readyz")).status == 200:
+            break
+        await asyncio.sleep(0.2)
+    regions = await api.json("GET", "/api/v1/regions", "admin", expect=200)
+    assert "NORTH" in {r["code"] for r in regions["items"]}
+
+
+def test_locked_data_directory_is_one_readable_line(tmp_path: Path) -> None:
+    first = EmbeddedMongo(str(tmp_path / "db"), log_path=tmp_path / "first.log")
+    first.start()
+    try:
+        second = EmbeddedMongo(str(tmp_path / "db"), log_path=tmp_path / "second.log")
+        with pytest.raises(EmbeddedDatabaseError) as info:
+            second.start()
+        message = str(info.value)
+        assert "in use by another process" in message and "\n" not in message
+    finally:
+        first.stop()
+
+
+def test_cli_reports_embedded_failure_without_traceback(tmp_path: Path) -> None:
+    blocker = tmp_path / "var" / "db"
+    blocker.parent.mkdir(parents=True)
+    blocker.write_text("a file where the data directory should be")
+    result = subprocess.run(
+        [sys.executable, "-m", "server.cli", "serve"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=60,
+        env={"PATH": "/usr/bin:/bin", "VAR_DIR": str(tmp_path / "var"), "PORT": "0",
+             "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+    )
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().startswith("error: embedded database")
+    assert len(result.stderr.strip().splitlines()) == 1
