@@ -185,7 +185,8 @@ async def _serve_process(settings: Settings, uri: str, *, reuse_port: bool, prep
 
     services = bootstrap(settings, uri)
     app = create_app(services, prepare_data=prepare)
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=15.0, handle_signals=False)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=15.0, handle_signals=False,
+                           keepalive_timeout=settings.keepalive_timeout_s)
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port, reuse_port=reuse_port or None, backlog=1024)
     await site.start()

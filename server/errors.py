@@ -65,6 +65,10 @@ class MethodNotAllowed(Problem):
     status, slug, title = 405, "method-not-allowed", "Method not allowed"
 
 
+class RequestTimeout(Problem):
+    status, slug, title = 408, "request-timeout", "Request body not received in time"
+
+
 class Conflict(Problem):
     status, slug, title = 409, "conflict", "Conflict"
 

@@ -6,7 +6,7 @@ import secrets
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -27,6 +27,10 @@ class Settings(BaseSettings):
     login_window_s: int = 900
     max_upload_bytes: int = 20 * 1024 * 1024
     max_json_bytes: int = 1024 * 1024
+    # A connection that has not sent a whole request by then is closed (slowloris-style header trickling).
+    keepalive_timeout_s: float = 15.0
+    # A request body trickled slower than this is answered 408.
+    body_read_timeout_s: float = 30.0
     argon2_time_cost: int = 3
     argon2_memory_kib: int = 65536
     log_level: str = "INFO"
@@ -38,6 +42,21 @@ class Settings(BaseSettings):
     smtp_host: str | None = None
     smtp_port: int = 25
     smtp_from: str = "branch-audit@localhost"
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = False
+    email_max_attempts: int = 8
+    # Rectification deadlines and reminders (server/domain/deadlines.py, server/domain/reminders.py)
+    due_end_of_day: str = Field(default="18:00", description="Local time a deadline day ends, e.g. 23:59:59")
+    reminder_before_hours: str = "48,24"
+    reminder_overdue_every_hours: float = 24
+    escalate_regional_after_hours: float = 24
+    escalate_compliance_after_hours: float = 72
+    quiet_hours: str = Field(default="20:00-08:00", description="Local hours in which reminders wait")
+    digest_local_time: str = "08:30"
+    reminder_sweep_interval_s: float = 30
+    sse_poll_s: float = 2.0
+    sse_heartbeat_s: float = 15.0
     run_jobs: bool = True
     db_timeout_ms: int = 2000
     photo_retention_days: int = 3650

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from datetime import UTC, date, datetime
@@ -12,9 +13,16 @@ from typing import Any, TypeVar
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
-from server.errors import BadRequest, MalformedJson, PayloadTooLarge, UnsupportedMediaType, ValidationFailed
+from server.errors import (
+    BadRequest,
+    MalformedJson,
+    PayloadTooLarge,
+    RequestTimeout,
+    UnsupportedMediaType,
+    ValidationFailed,
+)
 from server.http import authz
-from server.keys import OPERATION, PRINCIPAL
+from server.keys import OPERATION, PRINCIPAL, SERVICES
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 M = TypeVar("M", bound=BaseModel)
@@ -143,9 +151,12 @@ async def read_json(request: web.Request) -> Any:
     if ctype not in ("application/json", "application/merge-patch+json") and request.can_read_body:
         raise UnsupportedMediaType(f"Expected application/json, got {ctype or 'no content type'}")
     try:
-        raw = await request.read()
+        async with asyncio.timeout(request.app[SERVICES].settings.body_read_timeout_s):
+            raw = await request.read()
     except web.HTTPRequestEntityTooLarge:
         raise PayloadTooLarge(f"Body larger than {request.client_max_size} bytes") from None
+    except TimeoutError:
+        raise RequestTimeout("The request body arrived too slowly", headers={"Connection": "close"}) from None
     if not raw:
         raise MalformedJson("Request body is empty; a JSON document is required")
     try:
