@@ -1,0 +1,1 @@
+"""Benchmarks against the embedded database (`python -m bench.<name>`)."""

@@ -31,7 +31,9 @@ def wait_ready(url: str, timeout_s: float = 60.0) -> float:
     raise TimeoutError(f"{url} not ready after {timeout_s}s")
 
 
-def start_api(uri: str, var_dir: Path, *, workers: int = 1, extra_env: dict[str, str] | None = None) -> tuple[subprocess.Popen[bytes], int]:
+def start_api(
+    uri: str, var_dir: Path, *, workers: int = 1, extra_env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
     env = {
         **os.environ, "MONGODB_URI": uri, "JWT_SECRET": "bench-secret-" + "x" * 32, "PORT": str(port),

@@ -74,7 +74,7 @@ def main() -> None:
                             f"p50 {f['p50_ms']:.1f} ms, p95 {f['p95_ms']:.1f} ms; statuses {f['statuses']}"))  # type: ignore[index]
     rows.append(("make run -> /readyz (first start)", f"{figures['make_run_first_start_s']:.2f} s"))
     rows.append(("make run -> /readyz (restart)", f"{figures['make_run_restart_s']:.2f} s"))
-    print("foundation benchmark (concurrency %d, %.0f s each)" % (CONCURRENCY, DURATION_S))
+    print(f"foundation benchmark (concurrency {CONCURRENCY}, {DURATION_S:.0f} s each)")
     print(table(rows))
     save("foundation", figures)
 

@@ -43,7 +43,9 @@ async def _hammer(url: str, headers: dict[str, str], concurrency: int, duration:
     }
 
 
-def run(url: str, headers: dict[str, str] | None = None, concurrency: int = 32, duration: float = 5.0) -> dict[str, Any]:
+def run(
+    url: str, headers: dict[str, str] | None = None, concurrency: int = 32, duration: float = 5.0
+) -> dict[str, Any]:
     """Load `url` from a separate process and return its figures."""
     out = subprocess.run(
         [sys.executable, "-m", "bench.load_client", url, "--concurrency", str(concurrency),

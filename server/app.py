@@ -19,6 +19,7 @@ from server.http.routes import all_routers
 from server.http.routes.ops import docs_assets_dir
 from server.jobs.runner import background_jobs
 from server.keys import SERVICES
+from server.photos.tus import add_tus_resumable
 from server.security import Passwords
 from server.settings import Settings
 
@@ -63,6 +64,7 @@ def create_app(services: Services, *, start_jobs: bool | None = None, prepare_da
             await services.client.close()
 
     app.cleanup_ctx.append(database)
+    app.on_response_prepare.append(add_tus_resumable)
     if services.settings.run_jobs if start_jobs is None else start_jobs:
         app.cleanup_ctx.append(background_jobs(services))
     return app

@@ -38,7 +38,8 @@ def _server_command() -> str:
 def _explain_failure(storage: str, log_tail: str) -> str:
     lowered = log_tail.lower()
     if "resource busy" in lowered or "lock" in lowered:
-        return f"embedded database: data directory {storage} is in use by another process (is the server already running?)"
+        return (f"embedded database: data directory {storage} is in use by another process "
+                "(is the server already running?)")
     if "permission denied" in lowered or "read-only" in lowered:
         return f"embedded database: data directory {storage} is not writable"
     if "wt_panic" in lowered or "corrupt" in lowered or "checksum" in lowered:

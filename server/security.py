@@ -13,7 +13,6 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 
-
 class Passwords:
     """argon2id hashing with the configured cost; CPU-bound work runs off the event loop."""
 

@@ -31,7 +31,7 @@ def test_corpus_is_present() -> None:
 
 @pytest.mark.parametrize("sample", CORPUS, ids=lambda p: p.stem)
 async def test_corpus_sample_gets_a_4xx_problem(api: Api, services: Services, sample: Path) -> None:
-    raw = sample.read_bytes()
+    raw = await asyncio.to_thread(sample.read_bytes)
     before = {name: await services.db[name].count_documents({}) for name in ("regions", "branches", "users")}
     for method, path, role in TARGETS:
         started = time.perf_counter()

@@ -159,7 +159,8 @@ def load_dir(target: Path) -> list[LoadResult]:
         key = result.checklist.key
         if key in owners:
             result.problems.append(DefinitionProblem(
-                result.file, ("key",), f"key {key!r} is already defined in {owners[key]}", result.lines.get(("key",))))
+                result.file, ("key",), f"key {key!r} is already defined in {owners[key]}",
+                result.lines.get(("key",))))
             result.checklist = None
         else:
             owners[key] = result.file

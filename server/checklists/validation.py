@@ -46,7 +46,8 @@ class _Problems:
         self.found: dict[tuple[Loc, str], DefinitionProblem] = {}
 
     def add(self, loc: Loc, message: str) -> None:
-        self.found.setdefault((loc, message), DefinitionProblem(self.file, loc, message, line_of(self.lines, loc)))
+        problem = DefinitionProblem(self.file, loc, message, line_of(self.lines, loc))
+        self.found.setdefault((loc, message), problem)
 
     def where(self, loc: Loc) -> str:
         line = line_of(self.lines, loc)
@@ -119,7 +120,8 @@ class _DocumentChecks:
         self.check_grade_bands()
         kinds = [item.get("type") for _, _, item in self.items.values()]
         if kinds and all(kind in UNSCORED_TYPES for kind in kinds):
-            self.found.add(("sections",), "no item carries a score: add at least one item that is not text or photo")
+            self.found.add(("sections",),
+                           "no item carries a score: add at least one item that is not text or photo")
 
     def collect_ids(self) -> None:
         sections_seen: dict[str, Loc] = {}
@@ -152,7 +154,8 @@ class _DocumentChecks:
         options = item.get("options")
         if isinstance(options, list) and options:
             if kind not in CHOICE_TYPES:
-                self.found.add((*loc, "options"), "options are only used by single_choice and multi_choice items")
+                self.found.add((*loc, "options"),
+                               "options are only used by single_choice and multi_choice items")
             seen: set[Any] = set()
             for index, option in enumerate(options):
                 option_id = _mapping(option).get("id")
@@ -177,11 +180,12 @@ class _DocumentChecks:
         channel = self.document.get("channel", "in_branch")
         if isinstance(channels, list) and channels and channel not in channels:
             self.found.add((*loc, "applies_to", "channels"),
-                           f"the checklist's channel is {channel}, so an item limited to {channels} is never shown")
+                           f"the checklist's channel is {channel}, so an item limited to {channels} "
+                           "is never shown")
 
     def show_if_cycles(self) -> dict[str, list[str]]:
         """Each item on a show_if cycle -> the cycle, starting at the earliest item (reported once, there)."""
-        targets = {item_id: _mapping(item.get("show_if")).get("item") for item_id, (_, _, item) in self.items.items()}
+        targets = {i: _mapping(raw.get("show_if")).get("item") for i, (_, _, raw) in self.items.items()}
         on_cycle: dict[str, list[str]] = {}
         for start in self.items:
             chain: list[str] = []
@@ -198,7 +202,8 @@ class _DocumentChecks:
                     on_cycle[member] = ordered
         return on_cycle
 
-    def check_show_if(self, item_id: str, loc: Loc, item: dict[str, Any], cycles: dict[str, list[str]]) -> None:
+    def check_show_if(self, item_id: str, loc: Loc, item: dict[str, Any],
+                      cycles: dict[str, list[str]]) -> None:
         condition = item.get("show_if")
         if not isinstance(condition, dict) or not isinstance(condition.get("item"), str):
             return
@@ -253,4 +258,5 @@ class _DocumentChecks:
                 self.found.add(("grade_bands", index, "grade"), f"duplicate grade {grade!r}")
             grades.add(grade)
         if not any(_mapping(b).get("min_score") == 0 for b in bands):
-            self.found.add(("grade_bands",), "grade_bands need a band with min_score 0, so every score gets a grade")
+            self.found.add(("grade_bands",),
+                           "grade_bands need a band with min_score 0, so every score gets a grade")

@@ -75,8 +75,9 @@ def _opening_day(start: date, end: date, weekdays: Sequence[int], preferred: dat
     return None
 
 
-def slots_for_branch(branch: BranchSlotInfo, starts_on: date, ends_on: date, visits: int,
-                     salt: str = "") -> list[Slot]:
+def slots_for_branch(
+    branch: BranchSlotInfo, starts_on: date, ends_on: date, visits: int, salt: str = ""
+) -> list[Slot]:
     """`visits` windows spread evenly over the period, each inside local opening hours on an opening day."""
     days = (ends_on - starts_on).days + 1
     zone = ZoneInfo(branch.timezone)
@@ -93,13 +94,16 @@ def slots_for_branch(branch: BranchSlotInfo, starts_on: date, ends_on: date, vis
         seg_end = starts_on + timedelta(days=max(days * (n + 1) // visits - 1, days * n // visits))
         middle = seg_start + (seg_end - seg_start) / 2
         day = _opening_day(seg_start, seg_end, branch.weekdays, middle) or _opening_day(
-            starts_on, ends_on, branch.weekdays, middle)
+            starts_on, ends_on, branch.weekdays, middle
+        )
         if day is None:
             raise PlanningError(f"branch {branch.id} is not open on any day of the period")
         minute = starts[_stable(salt, branch.id, str(n)) % len(starts)]
         local = datetime.combine(day, time(minute // 60, minute % 60), tzinfo=zone)
         start_utc = local.astimezone(UTC)
-        slots.append(Slot(branch.id, branch.region_id, n, start_utc, start_utc + timedelta(minutes=window_minutes)))
+        slots.append(
+            Slot(branch.id, branch.region_id, n, start_utc, start_utc + timedelta(minutes=window_minutes))
+        )
     return slots
 
 
@@ -121,13 +125,24 @@ def choose_assignee(slot: Slot, people: Sequence[Person], rotation: Rotation, *,
     return chosen.id
 
 
-def plan_visits(branches: Sequence[BranchSlotInfo], people: Sequence[Person], *, starts_on: date, ends_on: date,
-                visits_per_branch: int, covert: bool, rotation: Rotation | None = None,
-                salt: str = "") -> list[Visit]:
+def plan_visits(
+    branches: Sequence[BranchSlotInfo],
+    people: Sequence[Person],
+    *,
+    starts_on: date,
+    ends_on: date,
+    visits_per_branch: int,
+    covert: bool,
+    rotation: Rotation | None = None,
+    salt: str = "",
+) -> list[Visit]:
     """Every visit of a program with its assignee, in chronological order."""
     rotation = rotation or Rotation()
-    slots = [slot for branch in sorted(branches, key=lambda b: b.id)
-             for slot in slots_for_branch(branch, starts_on, ends_on, visits_per_branch, salt)]
+    slots = [
+        slot
+        for branch in sorted(branches, key=lambda b: b.id)
+        for slot in slots_for_branch(branch, starts_on, ends_on, visits_per_branch, salt)
+    ]
     slots.sort(key=lambda s: (s.window_start, s.branch_id, s.visit_no))
     return [Visit(slot, choose_assignee(slot, people, rotation, covert=covert)) for slot in slots]
 
@@ -137,7 +152,10 @@ def branch_slot_info(doc: Mapping[str, object]) -> BranchSlotInfo:
     hours = doc.get("opening_hours") or {}
     assert isinstance(hours, dict)
     return BranchSlotInfo(
-        id=str(doc["_id"]), region_id=str(doc["region_id"]), timezone=str(doc.get("timezone") or "UTC"),
-        opens=parse_hhmm(str(hours.get("open", "09:00"))), closes=parse_hhmm(str(hours.get("close", "17:00"))),
+        id=str(doc["_id"]),
+        region_id=str(doc["region_id"]),
+        timezone=str(doc.get("timezone") or "UTC"),
+        opens=parse_hhmm(str(hours.get("open", "09:00"))),
+        closes=parse_hhmm(str(hours.get("close", "17:00"))),
         weekdays=tuple(int(d) for d in hours.get("weekdays", [0, 1, 2, 3, 4])),
     )

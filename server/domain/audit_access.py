@@ -72,28 +72,41 @@ def auditor_view(who: Principal, audit: dict[str, Any], key: bytes) -> dict[str,
         if audit.get("covert"):
             return {"pseudonym": pseudonym(str(audit.get("auditor_id")), key), "role": "mystery_shopper"}
         return {"id": audit.get("auditor_id"), "role": audit.get("auditor_role")}
-    return {"id": audit.get("auditor_id"), "role": audit.get("auditor_role"),
-            "name": audit.get("auditor_name")}
+    return {
+        "id": audit.get("auditor_id"),
+        "role": audit.get("auditor_role"),
+        "name": audit.get("auditor_name"),
+    }
 
 
 def audit_row(who: Principal, audit: dict[str, Any], key: bytes) -> dict[str, Any]:
     """One history row (assumes can_view_audit)."""
     branch_view = is_branch_view(who)
     row: dict[str, Any] = {
-        "id": audit["_id"], "branch_id": audit["branch_id"], "region_id": audit["region_id"],
-        "program_id": audit.get("program_id"), "checklist_key": audit["checklist_key"],
-        "checklist_version": audit["checklist_version"], "channel": audit.get("channel", "in_branch"),
-        "covert": bool(audit.get("covert")), "status": audit["status"],
+        "id": audit["_id"],
+        "branch_id": audit["branch_id"],
+        "region_id": audit["region_id"],
+        "program_id": audit.get("program_id"),
+        "checklist_key": audit["checklist_key"],
+        "checklist_version": audit["checklist_version"],
+        "channel": audit.get("channel", "in_branch"),
+        "covert": bool(audit.get("covert")),
+        "status": audit["status"],
         "auditor": auditor_view(who, audit, key),
         "visit_date": visit_date(audit.get("started_at"), audit.get("branch_timezone")),
-        "score": audit.get("score"), "grade": audit.get("grade"), "critical_failed": audit.get("critical_failed"),
+        "score": audit.get("score"),
+        "grade": audit.get("grade"),
+        "critical_failed": audit.get("critical_failed"),
         "finding_counts": audit.get("finding_counts") or {"minor": 0, "major": 0, "critical": 0},
         "open_rectifications": int(audit.get("open_rectifications") or 0),
         "released_at": audit.get("released_at"),
     }
     if not branch_view:
-        row.update(started_at=audit.get("started_at"), submitted_at=audit.get("submitted_at"),
-                   flags=list(audit.get("flags") or []))
+        row.update(
+            started_at=audit.get("started_at"),
+            submitted_at=audit.get("submitted_at"),
+            flags=list(audit.get("flags") or []),
+        )
     return row
 
 
@@ -110,26 +123,41 @@ def audit_detail(who: Principal, audit: dict[str, Any], key: bytes) -> dict[str,
             for item_id, a in (audit.get("answers") or {}).items()
         }
         if result:
-            detail["result"] = {k: result.get(k) for k in ("score", "grade", "critical_failed", "sections",
-                                                          "breakdown", "rules_version")}
+            detail["result"] = {
+                k: result.get(k)
+                for k in ("score", "grade", "critical_failed", "sections", "breakdown", "rules_version")
+            }
         detail["assignment_id"] = None
         return detail
-    detail.update(answers=audit.get("answers") or {}, checkin=audit.get("checkin"), result=result,
-                  returned_comment=audit.get("returned_comment"))
+    detail.update(
+        answers=audit.get("answers") or {},
+        checkin=audit.get("checkin"),
+        result=result,
+        returned_comment=audit.get("returned_comment"),
+    )
     return detail
 
 
 def finding_view(who: Principal, finding: dict[str, Any]) -> dict[str, Any]:
     """A finding; branch roles do not get the creation time of a covert visit's findings."""
     view = {
-        "id": finding["_id"], "audit_id": finding["audit_id"], "branch_id": finding["branch_id"],
-        "region_id": finding["region_id"], "program_id": finding.get("program_id"),
-        "checklist_key": finding["checklist_key"], "item_id": finding["item_id"],
-        "section_id": finding["section_id"], "severity": finding["severity"],
-        "critical": bool(finding.get("critical")), "answer": finding.get("answer") or {},
-        "photo_ids": list(finding.get("photo_ids") or []), "status": finding["status"],
-        "fixed_on_spot": bool(finding.get("fixed_on_spot")), "created_at": finding.get("created_at"),
-        "released_at": finding.get("released_at"), "pending_appeal_id": finding.get("pending_appeal_id"),
+        "id": finding["_id"],
+        "audit_id": finding["audit_id"],
+        "branch_id": finding["branch_id"],
+        "region_id": finding["region_id"],
+        "program_id": finding.get("program_id"),
+        "checklist_key": finding["checklist_key"],
+        "item_id": finding["item_id"],
+        "section_id": finding["section_id"],
+        "severity": finding["severity"],
+        "critical": bool(finding.get("critical")),
+        "answer": finding.get("answer") or {},
+        "photo_ids": list(finding.get("photo_ids") or []),
+        "status": finding["status"],
+        "fixed_on_spot": bool(finding.get("fixed_on_spot")),
+        "created_at": finding.get("created_at"),
+        "released_at": finding.get("released_at"),
+        "pending_appeal_id": finding.get("pending_appeal_id"),
     }
     if is_branch_view(who) and finding.get("covert"):
         view["created_at"] = None

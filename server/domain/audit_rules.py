@@ -4,7 +4,7 @@ applicability, progress and check-in flags."""
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -28,8 +28,12 @@ ANSWERABLE = ("in_progress", "returned")
 SUBMITTED = ("submitted", "released")
 
 # Assignment status follows its audit.
-ASSIGNMENT_STATUS_FOR = {"in_progress": "in_progress", "returned": "in_progress", "submitted": "submitted",
-                         "released": "released"}
+ASSIGNMENT_STATUS_FOR = {
+    "in_progress": "in_progress",
+    "returned": "in_progress",
+    "submitted": "submitted",
+    "released": "released",
+}
 
 MAX_TEXT = 4000
 
@@ -38,8 +42,9 @@ def next_status(status: str, action: str) -> str:
     """The status after `action`, or InvalidTransition (409)."""
     target = TRANSITIONS.get((status, action))
     if target is None:
-        raise InvalidTransition(f"Cannot {action} an audit that is {status}",
-                                extra={"current_status": status, "action": action})
+        raise InvalidTransition(
+            f"Cannot {action} an audit that is {status}", extra={"current_status": status, "action": action}
+        )
     return target
 
 
@@ -102,8 +107,9 @@ def value_problem(item: Item, value: Any) -> str | None:
     return None if value is None else "photo items take null (upload the photos instead)"
 
 
-def validate_answers(checklist: Checklist, answers: list[Mapping[str, Any]], *,
-                     may_fix_on_spot: bool) -> list[dict[str, Any]]:
+def validate_answers(
+    checklist: Checklist, answers: Sequence[Mapping[str, Any]], *, may_fix_on_spot: bool
+) -> list[dict[str, Any]]:
     """Problems of a batch, each located at ["body", index, field]."""
     errors: list[dict[str, Any]] = []
     items = {item.id: item for item in checklist.items()}
@@ -113,7 +119,9 @@ def validate_answers(checklist: Checklist, answers: list[Mapping[str, Any]], *,
             errors.append(field_error(["body", index, "item_id"], f"unknown item {answer.get('item_id')!r}"))
             continue
         if answer.get("fixed_on_spot") and not may_fix_on_spot:
-            errors.append(field_error(["body", index, "fixed_on_spot"], "only an inspector fixes on the spot"))
+            errors.append(
+                field_error(["body", index, "fixed_on_spot"], "only an inspector fixes on the spot")
+            )
         if answer.get("na"):
             if not item.na_allowed:
                 errors.append(field_error(["body", index, "na"], f"item {item.id} does not allow N/A"))
@@ -165,8 +173,13 @@ def applies(item: Item, *, branch_type: str | None, channel: str | None) -> bool
     return not (rule.channels is not None and channel is not None and channel not in rule.channels)
 
 
-def visible_items(checklist: Checklist, answers: Mapping[str, Answer], *, branch_type: str | None = None,
-                  channel: str | None = None) -> set[str]:
+def visible_items(
+    checklist: Checklist,
+    answers: Mapping[str, Answer],
+    *,
+    branch_type: str | None = None,
+    channel: str | None = None,
+) -> set[str]:
     """Ids of the items that apply and whose show_if holds (hidden items are neither required nor scored)."""
     items = {item.id: item for item in checklist.items()}
     memo: dict[str, bool] = {}
@@ -181,16 +194,26 @@ def visible_items(checklist: Checklist, answers: Mapping[str, Answer], *, branch
         condition = item.show_if
         if result and condition is not None:
             result = shown(condition.item, trail | {item_id}) and _condition_holds(
-                condition_item=items.get(condition.item), answer=answers.get(condition.item),
-                equals=condition.equals, in_=condition.in_, failed=condition.failed)
+                condition_item=items.get(condition.item),
+                answer=answers.get(condition.item),
+                equals=condition.equals,
+                in_=condition.in_,
+                failed=condition.failed,
+            )
         memo[item_id] = result
         return result
 
     return {item_id for item_id in items if shown(item_id, frozenset())}
 
 
-def _condition_holds(*, condition_item: Item | None, answer: Answer | None, equals: Any,
-                     in_: list[Any] | None, failed: bool | None) -> bool:
+def _condition_holds(
+    *,
+    condition_item: Item | None,
+    answer: Answer | None,
+    equals: Any,
+    in_: list[Any] | None,
+    failed: bool | None,
+) -> bool:
     if condition_item is None or answer is None or answer.na:
         return False
     if failed is not None:
@@ -222,8 +245,13 @@ class Progress:
         return not self.missing_items and not self.missing_photos
 
     def as_dict(self) -> dict[str, Any]:
-        return {"answered": self.answered, "required": self.required, "missing_items": self.missing_items,
-                "missing_photos": self.missing_photos, "complete": self.complete}
+        return {
+            "answered": self.answered,
+            "required": self.required,
+            "missing_items": self.missing_items,
+            "missing_photos": self.missing_photos,
+            "complete": self.complete,
+        }
 
 
 def photos_needed(item: Item, answer: Answer | None) -> int:
@@ -240,8 +268,14 @@ def photos_needed(item: Item, answer: Answer | None) -> int:
     return 0
 
 
-def progress(checklist: Checklist, answers: Mapping[str, Answer], photo_counts: Mapping[str, int], *,
-             branch_type: str | None = None, channel: str | None = None) -> Progress:
+def progress(
+    checklist: Checklist,
+    answers: Mapping[str, Answer],
+    photo_counts: Mapping[str, int],
+    *,
+    branch_type: str | None = None,
+    channel: str | None = None,
+) -> Progress:
     """What is answered and what is still missing, in checklist order."""
     visible = visible_items(checklist, answers, branch_type=branch_type, channel=channel)
     result = Progress()
@@ -273,9 +307,14 @@ def progress(checklist: Checklist, answers: Mapping[str, Answer], photo_counts: 
 # --- check-in -------------------------------------------------------------------------------------
 
 
-def checkin_flags(*, at: datetime, location: tuple[float, float] | None,
-                  branch_location: tuple[float, float] | None, geofence_m: float,
-                  window: tuple[datetime, datetime] | None) -> tuple[list[str], float | None]:
+def checkin_flags(
+    *,
+    at: datetime,
+    location: tuple[float, float] | None,
+    branch_location: tuple[float, float] | None,
+    geofence_m: float,
+    window: tuple[datetime, datetime] | None,
+) -> tuple[list[str], float | None]:
     """Flags for a check-in (accepted either way) and the distance from the branch in metres.
     `branch_location` None: a phone or online visit, where no geofence applies."""
     flags: list[str] = []

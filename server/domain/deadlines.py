@@ -32,15 +32,12 @@ def is_working_day(day: date) -> bool:
 
 
 def add_working_days(start: date, days: int) -> date:
-    """`days` Monday-Friday days after `start`; a weekend start with 0 days moves to Monday."""
+    """The `days`-th Monday-Friday day after `start` (Friday + 1 and Saturday + 1 are both Monday)."""
     current = start
-    while not is_working_day(current):
+    for _ in range(days):
         current += timedelta(days=1)
-    remaining = days
-    while remaining > 0:
-        current += timedelta(days=1)
-        if is_working_day(current):
-            remaining -= 1
+        while not is_working_day(current):
+            current += timedelta(days=1)
     return current
 
 
@@ -55,8 +52,13 @@ def parse_local_time(text: str) -> time:
     return time.fromisoformat(text)
 
 
-def due_at(released_at: datetime, severity: str, policy: DuePolicy | None, timezone: str,
-           end_of_day: time = DEFAULT_END_OF_DAY) -> datetime:
+def due_at(
+    released_at: datetime,
+    severity: str,
+    policy: DuePolicy | None,
+    timezone: str,
+    end_of_day: time = DEFAULT_END_OF_DAY,
+) -> datetime:
     """The UTC deadline for a finding of `severity` released at `released_at` to a branch in `timezone`."""
     effective = policy or DEFAULT_POLICY
     tz = ZoneInfo(timezone)
@@ -73,8 +75,13 @@ def _advance(day: date, days: int, working_days: bool) -> date:
     return add_working_days(day, days) if working_days else day + timedelta(days=days)
 
 
-def restart_due_at(now: datetime, severity: str, policy: DuePolicy | None, timezone: str,
-                   end_of_day: time = DEFAULT_END_OF_DAY) -> datetime:
+def restart_due_at(
+    now: datetime,
+    severity: str,
+    policy: DuePolicy | None,
+    timezone: str,
+    end_of_day: time = DEFAULT_END_OF_DAY,
+) -> datetime:
     """A fresh deadline counted from `now` (a rejected fix without an explicit new date)."""
     return due_at(now, severity, policy, timezone, end_of_day)
 

@@ -48,15 +48,37 @@ class Transition:
 TRANSITIONS: dict[str, Transition] = {
     t.action: t
     for t in (
-        Transition("submit", frozenset({OPEN}), SUBMITTED, "rectification.submitted", frozenset({BRANCH_HEAD})),
-        Transition("verify", frozenset({SUBMITTED}), VERIFIED, "rectification.verified",
-                   frozenset({INSPECTOR, COMPLIANCE})),
-        Transition("reject", frozenset({SUBMITTED}), OPEN, "rectification.rejected",
-                   frozenset({INSPECTOR, COMPLIANCE})),
-        Transition("request_extension", frozenset({OPEN}), None, "rectification.extension_requested",
-                   frozenset({BRANCH_HEAD})),
-        Transition("decide_extension", ACTIVE, None, "rectification.extension_decided",
-                   frozenset({COMPLIANCE, REGIONAL_MANAGER})),
+        Transition(
+            "submit", frozenset({OPEN}), SUBMITTED, "rectification.submitted", frozenset({BRANCH_HEAD})
+        ),
+        Transition(
+            "verify",
+            frozenset({SUBMITTED}),
+            VERIFIED,
+            "rectification.verified",
+            frozenset({INSPECTOR, COMPLIANCE}),
+        ),
+        Transition(
+            "reject",
+            frozenset({SUBMITTED}),
+            OPEN,
+            "rectification.rejected",
+            frozenset({INSPECTOR, COMPLIANCE}),
+        ),
+        Transition(
+            "request_extension",
+            frozenset({OPEN}),
+            None,
+            "rectification.extension_requested",
+            frozenset({BRANCH_HEAD}),
+        ),
+        Transition(
+            "decide_extension",
+            ACTIVE,
+            None,
+            "rectification.extension_decided",
+            frozenset({COMPLIANCE, REGIONAL_MANAGER}),
+        ),
         Transition("cancel", ACTIVE, CANCELLED, "rectification.cancelled", frozenset({SYSTEM})),
     )
 }
@@ -67,8 +89,9 @@ def transition(action: str, status: str) -> Transition:
     rule = TRANSITIONS[action]
     if status not in rule.sources:
         allowed = ", ".join(sorted(rule.sources))
-        raise InvalidTransition(f"Cannot {action.replace('_', ' ')} a rectification that is {status} "
-                                f"(allowed from: {allowed})")
+        raise InvalidTransition(
+            f"Cannot {action.replace('_', ' ')} a rectification that is {status} (allowed from: {allowed})"
+        )
     return rule
 
 
@@ -78,23 +101,34 @@ def target_status(action: str, status: str) -> str:
     return rule.target or status
 
 
-def ensure_actor_may(action: str, role: str | None, user_id: str | None, rectification: dict[str, Any]) -> None:
+def ensure_actor_may(
+    action: str, role: str | None, user_id: str | None, rectification: dict[str, Any]
+) -> None:
     """Role and separation of duties: whoever submitted a fix never verifies or rejects it."""
     rule = TRANSITIONS[action]
     if role not in rule.roles:
         raise Forbidden(f"Role {role} may not {action.replace('_', ' ')} a rectification")
-    if action in ("verify", "reject") and user_id is not None and user_id == rectification.get("submitted_by"):
+    if (
+        action in ("verify", "reject")
+        and user_id is not None
+        and user_id == rectification.get("submitted_by")
+    ):
         raise Forbidden("The person who submitted a fix cannot verify or reject it")
 
 
-def ensure_extension_requestable(rectification: dict[str, Any], requested_due_at: datetime,
-                                 now: datetime) -> None:
+def ensure_extension_requestable(
+    rectification: dict[str, Any], requested_due_at: datetime, now: datetime
+) -> None:
     transition("request_extension", rectification["status"])
     if (rectification.get("extension") or {}).get("status") == "pending":
         raise InvalidTransition("An extension request is already pending")
     if requested_due_at <= rectification["due_at"] or requested_due_at <= now:
-        raise ValidationFailed("The requested date must be after the current deadline", errors=[
-            field_error(["body", "requested_due_at"], "must be later than the current due date and now")])
+        raise ValidationFailed(
+            "The requested date must be after the current deadline",
+            errors=[
+                field_error(["body", "requested_due_at"], "must be later than the current due date and now")
+            ],
+        )
 
 
 def ensure_extension_decidable(rectification: dict[str, Any]) -> None:
@@ -106,8 +140,10 @@ def ensure_extension_decidable(rectification: dict[str, Any]) -> None:
 def ensure_submittable(rectification: dict[str, Any]) -> None:
     transition("submit", rectification["status"])
     if not rectification.get("photo_ids"):
-        raise ValidationFailed("Upload at least one photo of the fix before submitting", errors=[
-            field_error(["photos"], "at least one after photo is required")])
+        raise ValidationFailed(
+            "Upload at least one photo of the fix before submitting",
+            errors=[field_error(["photos"], "at least one after photo is required")],
+        )
 
 
 def is_overdue(status: str, due_at: datetime, now: datetime) -> bool:
@@ -115,10 +151,23 @@ def is_overdue(status: str, due_at: datetime, now: datetime) -> bool:
     return status not in CLOSED and now > due_at
 
 
-def history_entry(action: str, at: datetime, by: str | None, role: str | None, from_status: str | None,
-                  to_status: str, **details: Any) -> dict[str, Any]:
+def history_entry(
+    action: str,
+    at: datetime,
+    by: str | None,
+    role: str | None,
+    from_status: str | None,
+    to_status: str,
+    **details: Any,
+) -> dict[str, Any]:
     """One line of a rectification's history[]."""
-    entry: dict[str, Any] = {"action": action, "at": at, "by": by, "role": role, "from": from_status,
-                             "to": to_status}
+    entry: dict[str, Any] = {
+        "action": action,
+        "at": at,
+        "by": by,
+        "role": role,
+        "from": from_status,
+        "to": to_status,
+    }
     entry.update({k: v for k, v in details.items() if v is not None})
     return entry

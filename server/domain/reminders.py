@@ -43,17 +43,28 @@ class ReminderPolicy:
         object.__setattr__(self, "_sorted_before", tuple(sorted(self.before, reverse=True)))
 
     @classmethod
-    def from_text(cls, *, before_hours: str = "48,24", overdue_every_hours: float = 24,
-                  regional_after_hours: float = 24, compliance_after_hours: float = 72,
-                  quiet_hours: str = "20:00-08:00", digest_at: str = "08:30") -> ReminderPolicy:
+    def from_text(
+        cls,
+        *,
+        before_hours: str = "48,24",
+        overdue_every_hours: float = 24,
+        regional_after_hours: float = 24,
+        compliance_after_hours: float = 72,
+        quiet_hours: str = "20:00-08:00",
+        digest_at: str = "08:30",
+    ) -> ReminderPolicy:
         """Build from configuration strings such as before_hours='48,24' and quiet_hours='20:00-08:00'."""
         before = tuple(timedelta(hours=float(h)) for h in before_hours.split(",") if h.strip())
         start, _, end = quiet_hours.partition("-")
-        return cls(before=before, overdue_every=timedelta(hours=overdue_every_hours),
-                   regional_after=timedelta(hours=regional_after_hours),
-                   compliance_after=timedelta(hours=compliance_after_hours),
-                   quiet_start=time.fromisoformat(start.strip()), quiet_end=time.fromisoformat(end.strip()),
-                   digest_at=time.fromisoformat(digest_at))
+        return cls(
+            before=before,
+            overdue_every=timedelta(hours=overdue_every_hours),
+            regional_after=timedelta(hours=regional_after_hours),
+            compliance_after=timedelta(hours=compliance_after_hours),
+            quiet_start=time.fromisoformat(start.strip()),
+            quiet_end=time.fromisoformat(end.strip()),
+            digest_at=time.fromisoformat(digest_at),
+        )
 
     @property
     def steps_before_due(self) -> int:

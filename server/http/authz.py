@@ -118,3 +118,17 @@ def branch_scope_filter(who: Principal, *, branch_field: str = "branch_id",
     if who.role == REGIONAL_MANAGER:
         return {region_field: who.region_id}
     return {}
+
+
+def can_view_rectification(who: Principal, rectification: dict[str, Any]) -> bool:
+    """Branch roles: their branch or region; inspectors and shoppers: rectifications of their own audits."""
+    if who.role in (INSPECTOR, MYSTERY_SHOPPER):
+        return rectification.get("inspector_id") == who.user_id
+    return can_see_branch(who, rectification["branch_id"], rectification.get("region_id"))
+
+
+def rectification_scope_filter(who: Principal) -> dict[str, Any]:
+    """The listing counterpart of can_view_rectification."""
+    if who.role in (INSPECTOR, MYSTERY_SHOPPER):
+        return {"inspector_id": who.user_id}
+    return branch_scope_filter(who)

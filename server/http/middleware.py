@@ -13,13 +13,13 @@ from pydantic import ValidationError
 
 from server.db import UNAVAILABLE_ERRORS
 from server.errors import (
+    BadRequest,
     MethodNotAllowed,
     NotFound,
     PayloadTooLarge,
     Problem,
     ServiceUnavailable,
     UnsupportedMediaType,
-    BadRequest,
 )
 from server.http.api import validation_problem
 from server.http.metrics import Metrics
@@ -45,13 +45,12 @@ def _from_http_exception(exc: web.HTTPException) -> Problem:
         return NotFound("No such resource")
     if exc.status == 405:
         allowed = getattr(exc, "allowed_methods", None) or set()
-        problem = MethodNotAllowed("Method not allowed here", headers={"Allow": ", ".join(sorted(allowed))})
-        return problem
+        return MethodNotAllowed("Method not allowed here", headers={"Allow": ", ".join(sorted(allowed))})
     if exc.status == 413:
         return PayloadTooLarge("Request body is too large")
     if exc.status == 415:
         return UnsupportedMediaType(exc.text or "Unsupported media type")
-    problem = Problem(exc.reason or "Error")
+    problem: Problem = Problem(exc.reason or "Error")
     problem.status = exc.status
     problem.title = exc.reason or "Error"
     problem.slug = "http-" + str(exc.status)
@@ -61,8 +60,8 @@ def _from_http_exception(exc: web.HTTPException) -> Problem:
 def build_middlewares(metrics: Metrics) -> list[Callable[..., Awaitable[web.StreamResponse]]]:
     @web.middleware
     async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
-        incoming = request.headers.get("X-Request-ID")
-        request_id = incoming if acceptable_request_id(incoming) else uuid.uuid4().hex
+        incoming = request.headers.get("X-Request-ID", "")
+        request_id: str = incoming if acceptable_request_id(incoming) else uuid.uuid4().hex
         request[REQUEST_ID] = request_id
         token = current_request_id.set(request_id)
         started = time.perf_counter()

@@ -75,7 +75,9 @@ def inspect_image(data: bytes) -> ImageFacts:
         with open_image(io.BytesIO(data), PILLOW_FORMAT[media_type]) as image:
             width, height = image.size
             if width * height > MAX_PHOTO_PIXELS:
-                raise ImageRejected(422, f"has {width}x{height} pixels, more than the {MAX_PHOTO_PIXELS} allowed")
+                raise ImageRejected(
+                    422, f"has {width}x{height} pixels, more than the {MAX_PHOTO_PIXELS} allowed"
+                )
             if getattr(image, "n_frames", 1) > 1 and media_type in (PNG, WEBP):
                 raise ImageRejected(422, "is animated; upload a still photo")
             exif = image.getexif()
@@ -88,11 +90,19 @@ def inspect_image(data: bytes) -> ImageFacts:
     except ImageRejected:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise ImageRejected(422, f"declares more than {MAX_PHOTO_PIXELS} pixels (decompression bomb)") from None
+        raise ImageRejected(
+            422, f"declares more than {MAX_PHOTO_PIXELS} pixels (decompression bomb)"
+        ) from None
     except Exception as exc:  # Pillow raises OSError, SyntaxError, ValueError, struct.error... for bad data
         raise ImageRejected(422, f"could not be decoded as {media_type} ({_short(exc)})") from None
-    return ImageFacts(media_type=media_type, width=width, height=height,
-                      orientation=orientation if 1 <= orientation <= 8 else 1, phash=phash, **facts)
+    return ImageFacts(
+        media_type=media_type,
+        width=width,
+        height=height,
+        orientation=orientation if 1 <= orientation <= 8 else 1,
+        phash=phash,
+        **facts,
+    )
 
 
 def _hashable(image: Image.Image) -> Image.Image:
@@ -115,7 +125,9 @@ def _metadata(exif: Image.Exif) -> dict[str, Any]:
     return {
         "has_exif": len(exif) > 0 or bool(sub) or bool(gps_ifd),
         "captured_local": captured,
-        "captured_offset": offset.strip("\x00 ") if isinstance(offset, str) and offset.strip("\x00 ") else None,
+        "captured_offset": offset.strip("\x00 ")
+        if isinstance(offset, str) and offset.strip("\x00 ")
+        else None,
         "gps": _gps(gps_ifd),
         "device_make": _text(exif.get(TAG_MAKE)),
         "device_model": _text(exif.get(TAG_MODEL)),

@@ -81,7 +81,7 @@ def _jpeg_trailer_problem(data: bytes) -> str | None:
     end = data.rfind(b"\xff\xd9")
     if end < 0:
         return "has no JPEG end marker"
-    trailer = data[end + 2:]
+    trailer = data[end + 2 :]
     if trailer.strip(b"\x00"):
         return "has data after the JPEG end marker"
     return None
@@ -94,11 +94,11 @@ def _bmff_problem(data: bytes) -> str | None:
     while offset < total:
         if total - offset < 8:
             return "has data after the HEIF boxes"
-        size, kind = struct.unpack(">I4s", data[offset:offset + 8])
+        size, kind = struct.unpack(">I4s", data[offset : offset + 8])
         if size == 1:
             if total - offset < 16:
                 return "has a truncated HEIF box"
-            size = struct.unpack(">Q", data[offset + 8:offset + 16])[0]
+            size = struct.unpack(">Q", data[offset + 8 : offset + 16])[0]
         elif size == 0:
             size = total - offset
         if size < 8 or offset + size > total:
@@ -120,9 +120,9 @@ def _looks_like_zip(data: bytes) -> bool:
     at = data.rfind(_ZIP_EOCD, tail_start)
     while at >= 0:
         if at + 22 <= len(data):
-            cd_size, cd_offset = struct.unpack("<II", data[at + 12:at + 20])
+            cd_size, cd_offset = struct.unpack("<II", data[at + 12 : at + 20])
             for start in (cd_offset, at - cd_size):
-                if 0 <= start < at and data[start:start + 4] == _ZIP_CENTRAL:
+                if 0 <= start < at and data[start : start + 4] == _ZIP_CENTRAL:
                     return True
         at = data.rfind(_ZIP_EOCD, tail_start, at)
     return False

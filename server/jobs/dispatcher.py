@@ -89,7 +89,8 @@ class HandlerRunner:
 
         async def work(uow: UnitOfWork) -> None:
             try:
-                await outbox.insert_markers(uow.db, handler.name, [e["_id"] for e in events], uow.now, uow.session)
+                ids = [e["_id"] for e in events]
+                await outbox.insert_markers(uow.db, handler.name, ids, uow.now, uow.session)
             except (DuplicateKeyError, BulkWriteError) as exc:
                 if _is_duplicate_marker(exc):
                     raise AlreadyHandled() from None
@@ -224,7 +225,8 @@ class Dispatcher:
         moved = 0
         for runner in self.runners:
             lease = lease_name(runner.handler)
-            if await acquire_lease(services.db, lease, services.instance_id, services.clock.now(), self.lease_ttl):
+            now = services.clock.now()
+            if await acquire_lease(services.db, lease, services.instance_id, now, self.lease_ttl):
                 moved += await runner.run_once()
         return moved
 
@@ -259,7 +261,8 @@ class Dispatcher:
                 await asyncio.wait_for(signal.wait(), self.poll_s)
 
 
-async def drain(services: Services, *, max_rounds: int = 50, handlers: list[EventHandler] | None = None) -> None:
+async def drain(services: Services, *, max_rounds: int = 50,
+                handlers: list[EventHandler] | None = None) -> None:
     """Sequence and dispatch until nothing is pending (for tests and one-shot commands).
 
     Handler failures are deferred, not raised: inspect `handler_failures` to see them."""
@@ -268,7 +271,8 @@ async def drain(services: Services, *, max_rounds: int = 50, handlers: list[Even
     try:
         for _ in range(max_rounds):
             moved = 0
-            if await acquire_lease(services.db, SEQUENCER_LEASE, services.instance_id, services.clock.now(), ttl):
+            now = services.clock.now()
+            if await acquire_lease(services.db, SEQUENCER_LEASE, services.instance_id, now, ttl):
                 moved += await sequence_once(services)
             moved += await dispatcher.run_once()
             if moved:
@@ -284,9 +288,9 @@ async def drain(services: Services, *, max_rounds: int = 50, handlers: list[Even
 
 async def _anything_pending(services: Services) -> bool:
     db = services.db
-    if await outbox.pending_count(db) or await db.trail.count_documents({"seal_pending": True}, limit=1):
+    if await outbox.pending_count(db):
         return True
-    return False
+    return await db.trail.count_documents({"seal_pending": True}, limit=1) > 0
 
 
 def jobs(services: Services) -> list[Dispatcher]:

@@ -47,9 +47,16 @@ class BucketMeta:
 
     def document(self) -> dict[str, Any]:
         return {
-            "dim": self.dim, "key": self.key, "scope": self.scope, "interval": self.interval,
-            "period": self.period, "period_start": self.period_start, "program_id": self.program_id,
-            "region_id": self.region_id, "branch_id": self.branch_id, "checklist_key": self.checklist_key,
+            "dim": self.dim,
+            "key": self.key,
+            "scope": self.scope,
+            "interval": self.interval,
+            "period": self.period,
+            "period_start": self.period_start,
+            "program_id": self.program_id,
+            "region_id": self.region_id,
+            "branch_id": self.branch_id,
+            "checklist_key": self.checklist_key,
             "section_id": self.section_id,
         }
 
@@ -95,8 +102,12 @@ def audit_contribution(audit: Mapping[str, Any]) -> tuple[Contribution, dict[str
     region_id = str(audit.get("region_id") or "")
     program = str(audit.get("program_id") or NO_PROGRAM)
     critical = 1 if audit.get("critical_failed") else 0
-    headline: Fields = {"count": 1, "score_sum": centi(audit.get("score")), "critical_failed": critical,
-                        grade_field(audit.get("grade")): 1}
+    headline: Fields = {
+        "count": 1,
+        "score_sum": centi(audit.get("score")),
+        "critical_failed": critical,
+        grade_field(audit.get("grade")): 1,
+    }
     contribution: Contribution = {}
     metas: dict[str, BucketMeta] = {}
 
@@ -106,23 +117,53 @@ def audit_contribution(audit: Mapping[str, Any]) -> tuple[Contribution, dict[str
 
     for interval in (MONTH, WEEK):
         period, start = period_of(released_at, interval)
-        add(BucketMeta("branch", branch_id, f"region:{region_id}", interval, period, start, program,
-                       region_id=region_id, branch_id=branch_id), headline)
-        add(BucketMeta("region", region_id, "all", interval, period, start, program, region_id=region_id),
-            headline)
+        add(
+            BucketMeta(
+                "branch",
+                branch_id,
+                f"region:{region_id}",
+                interval,
+                period,
+                start,
+                program,
+                region_id=region_id,
+                branch_id=branch_id,
+            ),
+            headline,
+        )
+        add(
+            BucketMeta("region", region_id, "all", interval, period, start, program, region_id=region_id),
+            headline,
+        )
     period, start = month_of(released_at)
     checklist_key = str(audit.get("checklist_key") or "")
     for section in (audit.get("result") or {}).get("sections") or []:
         section_id = str(section.get("id"))
         fields: Fields = {
-            "count": 1, "score_sum": centi(section.get("score")), "points_sum": centi(section.get("points")),
-            "max_sum": centi(section.get("max")), "critical_failed": critical, grade_field(audit.get("grade")): 1,
+            "count": 1,
+            "score_sum": centi(section.get("score")),
+            "points_sum": centi(section.get("points")),
+            "max_sum": centi(section.get("max")),
+            "critical_failed": critical,
+            grade_field(audit.get("grade")): 1,
         }
         for scope in ("all", f"region:{region_id}", f"branch:{branch_id}"):
-            add(BucketMeta("section", f"{checklist_key}:{section_id}", scope, MONTH, period, start, program,
-                           region_id=region_id if scope != "all" else None,
-                           branch_id=branch_id if scope.startswith("branch:") else None,
-                           checklist_key=checklist_key, section_id=section_id), fields)
+            add(
+                BucketMeta(
+                    "section",
+                    f"{checklist_key}:{section_id}",
+                    scope,
+                    MONTH,
+                    period,
+                    start,
+                    program,
+                    region_id=region_id if scope != "all" else None,
+                    branch_id=branch_id if scope.startswith("branch:") else None,
+                    checklist_key=checklist_key,
+                    section_id=section_id,
+                ),
+                fields,
+            )
     return contribution, metas
 
 
@@ -228,7 +269,9 @@ class Streak:
         return len(self.audit_ids)
 
 
-def repeat_streaks(audit_ids: list[str], failed_items: Mapping[str, set[str]], minimum: int = 2) -> list[Streak]:
+def repeat_streaks(
+    audit_ids: list[str], failed_items: Mapping[str, set[str]], minimum: int = 2
+) -> list[Streak]:
     """Runs of consecutive audits (oldest first, one branch and checklist) failing the same item."""
     streaks: list[Streak] = []
     running: dict[str, list[str]] = {}

@@ -23,25 +23,58 @@ DEFAULT_PREFERENCES: dict[str, bool] = {"in_app": True, "email": True, "webhook"
 
 
 def public_notification(doc: Doc) -> dict[str, Any]:
-    return {"id": doc["_id"], "seq": doc["seq"], "kind": doc["kind"], "title": doc["title"], "body": doc["body"],
-            "data": doc.get("data") or {}, "created_at": doc["created_at"], "read_at": doc.get("read_at")}
+    return {
+        "id": doc["_id"],
+        "seq": doc["seq"],
+        "kind": doc["kind"],
+        "title": doc["title"],
+        "body": doc["body"],
+        "data": doc.get("data") or {},
+        "created_at": doc["created_at"],
+        "read_at": doc.get("read_at"),
+    }
 
 
-async def insert_notification(db: Database, session: AsyncClientSession, *, notification_id: str, user_id: str,
-                              kind: str, title: str, body: str, data: dict[str, Any], now: datetime) -> Doc:
+async def insert_notification(
+    db: Database,
+    session: AsyncClientSession,
+    *,
+    notification_id: str,
+    user_id: str,
+    kind: str,
+    title: str,
+    body: str,
+    data: dict[str, Any],
+    now: datetime,
+) -> Doc:
     """Append to a user's inbox. The per-user counter is written in the same transaction, so concurrent
     writers conflict and retry: `seq` order is commit order, which makes it a safe stream cursor."""
     counter = await db.notification_counters.find_one_and_update(
-        {"_id": user_id}, {"$inc": {"seq": 1}}, upsert=True, return_document=ReturnDocument.AFTER, session=session)
+        {"_id": user_id},
+        {"$inc": {"seq": 1}},
+        upsert=True,
+        return_document=ReturnDocument.AFTER,
+        session=session,
+    )
     seq = int(counter["seq"]) if counter else 1
-    doc = {"_id": notification_id, "user_id": user_id, "seq": seq, "kind": kind, "title": title,
-           "body": body, "data": data, "created_at": now, "read_at": None}
+    doc = {
+        "_id": notification_id,
+        "user_id": user_id,
+        "seq": seq,
+        "kind": kind,
+        "title": title,
+        "body": body,
+        "data": data,
+        "created_at": now,
+        "read_at": None,
+    }
     await db.notifications.insert_one(doc, session=session)
     return doc
 
 
-async def page(db: Database, user_id: str, unread: bool | None, limit: int,
-               cursor: str | None) -> tuple[list[Doc], str | None]:
+async def page(
+    db: Database, user_id: str, unread: bool | None, limit: int, cursor: str | None
+) -> tuple[list[Doc], str | None]:
     """Newest first."""
     sort = [("seq", DESCENDING)]
     scope: dict[str, Any] = {"user_id": user_id}
@@ -49,14 +82,22 @@ async def page(db: Database, user_id: str, unread: bool | None, limit: int,
         scope["read_at"] = None
     elif unread is False:
         scope["read_at"] = {"$ne": None}
-    docs = await db.notifications.find(combine(scope, after_filter(sort, cursor))).sort(sort).limit(
-        limit + 1).to_list()
+    docs = (
+        await db.notifications.find(combine(scope, after_filter(sort, cursor)))
+        .sort(sort)
+        .limit(limit + 1)
+        .to_list()
+    )
     return page_of(docs, sort, limit)
 
 
 async def after_seq(db: Database, user_id: str, seq: int, limit: int = 100) -> list[Doc]:
-    return await db.notifications.find({"user_id": user_id, "seq": {"$gt": seq}}).sort("seq", 1).limit(
-        limit).to_list()
+    return (
+        await db.notifications.find({"user_id": user_id, "seq": {"$gt": seq}})
+        .sort("seq", 1)
+        .limit(limit)
+        .to_list()
+    )
 
 
 async def latest_seq(db: Database, user_id: str) -> int:
@@ -70,31 +111,62 @@ async def unread_count(db: Database, user_id: str) -> int:
 
 async def mark_read(db: Database, user_id: str, notification_id: str, now: datetime) -> Doc | None:
     """Marks the caller's own notification read (keeps the first read time); None if not theirs."""
-    await db.notifications.update_one({"_id": notification_id, "user_id": user_id, "read_at": None},
-                                      {"$set": {"read_at": now}})
+    await db.notifications.update_one(
+        {"_id": notification_id, "user_id": user_id, "read_at": None}, {"$set": {"read_at": now}}
+    )
     return await db.notifications.find_one({"_id": notification_id, "user_id": user_id})
 
 
 async def preferences(db: Database, user_ids: list[str]) -> dict[str, dict[str, bool]]:
-    found = {d["_id"]: d for d in await db.notification_preferences.find({"_id": {"$in": user_ids}}).to_list()}
-    return {uid: {k: bool(found.get(uid, {}).get(k, v)) for k, v in DEFAULT_PREFERENCES.items()}
-            for uid in user_ids}
+    found = {
+        d["_id"]: d for d in await db.notification_preferences.find({"_id": {"$in": user_ids}}).to_list()
+    }
+    return {
+        uid: {k: bool(found.get(uid, {}).get(k, v)) for k, v in DEFAULT_PREFERENCES.items()}
+        for uid in user_ids
+    }
 
 
 async def save_preferences(db: Database, user_id: str, prefs: dict[str, bool], now: datetime) -> None:
-    await db.notification_preferences.update_one({"_id": user_id}, {"$set": {**prefs, "updated_at": now}},
-                                                 upsert=True)
+    await db.notification_preferences.update_one(
+        {"_id": user_id}, {"$set": {**prefs, "updated_at": now}}, upsert=True
+    )
 
 
 # --- email outbox ---------------------------------------------------------------------------------------
 
 
-async def queue_email(db: Database, session: AsyncClientSession, *, to: str, subject: str, text: str, html: str,
-                      language: str, user_id: str, notification_id: str | None, now: datetime) -> None:
-    await db.email_outbox.insert_one({
-        "_id": str(uuid.uuid4()), "to": to, "subject": subject, "text": text, "html": html, "language": language,
-        "user_id": user_id, "notification_id": notification_id, "status": "pending", "attempts": 0,
-        "next_attempt_at": now, "created_at": now, "last_error": None}, session=session)
+async def queue_email(
+    db: Database,
+    session: AsyncClientSession,
+    *,
+    to: str,
+    subject: str,
+    text: str,
+    html: str,
+    language: str,
+    user_id: str,
+    notification_id: str | None,
+    now: datetime,
+) -> None:
+    await db.email_outbox.insert_one(
+        {
+            "_id": str(uuid.uuid4()),
+            "to": to,
+            "subject": subject,
+            "text": text,
+            "html": html,
+            "language": language,
+            "user_id": user_id,
+            "notification_id": notification_id,
+            "status": "pending",
+            "attempts": 0,
+            "next_attempt_at": now,
+            "created_at": now,
+            "last_error": None,
+        },
+        session=session,
+    )
 
 
 async def claim_email(db: Database, now: datetime, lease: timedelta) -> Doc | None:
@@ -102,15 +174,19 @@ async def claim_email(db: Database, now: datetime, lease: timedelta) -> Doc | No
     return await db.email_outbox.find_one_and_update(
         {"status": {"$in": ["pending", "sending"]}, "next_attempt_at": {"$lte": now}},
         {"$set": {"status": "sending", "next_attempt_at": now + lease}, "$inc": {"attempts": 1}},
-        sort=[("next_attempt_at", ASCENDING)], return_document=ReturnDocument.AFTER)
+        sort=[("next_attempt_at", ASCENDING)],
+        return_document=ReturnDocument.AFTER,
+    )
 
 
 async def email_sent(db: Database, email_id: str, now: datetime) -> None:
-    await db.email_outbox.update_one({"_id": email_id}, {"$set": {"status": "sent", "sent_at": now,
-                                                                  "last_error": None}})
+    await db.email_outbox.update_one(
+        {"_id": email_id}, {"$set": {"status": "sent", "sent_at": now, "last_error": None}}
+    )
 
 
 async def email_failed(db: Database, email_id: str, error: str, retry_at: datetime | None) -> None:
+    update: dict[str, Any]
     if retry_at is None:
         update = {"status": "failed", "last_error": error[:500]}
     else:
@@ -125,7 +201,8 @@ async def digest_sent(db: Database, marker: str) -> bool:
     return await db.digest_markers.find_one({"_id": marker}, {"_id": 1}) is not None
 
 
-async def claim_digest(db: Database, session: AsyncClientSession, marker: str, user_id: str,
-                       now: datetime) -> None:
+async def claim_digest(
+    db: Database, session: AsyncClientSession, marker: str, user_id: str, now: datetime
+) -> None:
     """Inside the digest's transaction: a second writer of the same (user, local date) fails the commit."""
     await db.digest_markers.insert_one({"_id": marker, "user_id": user_id, "at": now}, session=session)

@@ -50,13 +50,17 @@ async def region(db: Database, region_id: str) -> Doc | None:
     return await db.regions.find_one({"_id": region_id})
 
 
-async def branches_page(db: Database, filters: dict[str, Any], limit: int, cursor: str | None) -> tuple[list[Doc], str | None]:
+async def branches_page(
+    db: Database, filters: dict[str, Any], limit: int, cursor: str | None
+) -> tuple[list[Doc], str | None]:
     sort = [("_id", 1)]
     docs = await db.branches.find(combine(filters, after_filter(sort, cursor))).sort(sort).limit(limit + 1).to_list()
     return page_of(docs, sort, limit)
 
 
-async def regions_page(db: Database, filters: dict[str, Any], limit: int, cursor: str | None) -> tuple[list[Doc], str | None]:
+async def regions_page(
+    db: Database, filters: dict[str, Any], limit: int, cursor: str | None
+) -> tuple[list[Doc], str | None]:
     sort = [("_id", 1)]
     docs = await db.regions.find(combine(filters, after_filter(sort, cursor))).sort(sort).limit(limit + 1).to_list()
     return page_of(docs, sort, limit)

@@ -9,6 +9,7 @@ from typing import Any
 from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 
+from schemas.events import EventEnvelope
 from server.db import Database, Doc
 
 # The pending query must stay on an index: SecantusDB's planner ignored a partial index for
@@ -51,7 +52,8 @@ async def pending_events(db: Database, limit: int) -> list[Doc]:
 
 
 async def last_event_seq(db: Database, session: AsyncClientSession | None = None) -> int:
-    doc = await db.events.find_one({"seq": {"$gt": 0}}, {"seq": 1}, sort=[("seq", DESCENDING)], session=session)
+    doc = await db.events.find_one({"seq": {"$gt": 0}}, {"seq": 1}, sort=[("seq", DESCENDING)],
+                                   session=session)
     return int(doc["seq"]) if doc else 0
 
 
@@ -59,7 +61,8 @@ async def assign_event_seqs(db: Database, event_ids: list[str], first_seq: int,
                             session: AsyncClientSession) -> int:
     """Number the events in the given order; the filter skips any another sequencer already numbered."""
     ops = [
-        UpdateOne({"_id": event_id, "seq_pending": True}, {"$set": {"seq": first_seq + i}, "$unset": {"seq_pending": ""}})
+        UpdateOne({"_id": event_id, "seq_pending": True},
+                  {"$set": {"seq": first_seq + i}, "$unset": {"seq_pending": ""}})
         for i, event_id in enumerate(event_ids)
     ]
     result = await db.events.bulk_write(ops, ordered=True, session=session)
@@ -153,18 +156,28 @@ async def resolve_deferral(db: Database, deferral_id: str) -> None:
     await db.handler_failures.delete_one({"_id": deferral_id})
 
 
-async def failures_page(db: Database, filters: dict[str, Any], limit: int, after_seq: int | None) -> list[Doc]:
+async def failures_page(db: Database, filters: dict[str, Any], limit: int,
+                        after_seq: int | None) -> list[Doc]:
     query = dict(filters)
     if after_seq is not None:
         query["seq"] = {"$gt": after_seq}
     return await db.handler_failures.find(query).sort("seq", ASCENDING).limit(limit + 1).to_list()
 
 
-async def retry_parked(db: Database, deferral_id: str, now: datetime, by: str | None) -> Doc | None:
+async def retry_parked(db: Database, deferral_id: str, now: datetime, by: str | None,
+                       session: AsyncClientSession | None = None) -> Doc | None:
     """Put a parked failure back in line with a fresh attempt budget."""
     return await db.handler_failures.find_one_and_update(
         {"_id": deferral_id, "status": STATUS_PARKED},
         {"$set": {"status": STATUS_RETRYING, "attempts": 0, "next_attempt_at": now, "retried_by": by,
                   "retried_at": now, "updated_at": now}},
-        return_document=ReturnDocument.AFTER,
+        return_document=ReturnDocument.AFTER, session=session,
     )
+
+
+# --- serving -------------------------------------------------------------------------------------
+
+
+def envelope(doc: Doc) -> EventEnvelope:
+    """The public shape of a stored event (feed items and webhook bodies)."""
+    return EventEnvelope.model_validate({**doc, "id": doc["_id"]})

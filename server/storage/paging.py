@@ -44,7 +44,9 @@ def after_filter(sort: list[tuple[str, int]], cursor: str | None) -> dict[str, A
     return {"$or": clauses} if len(clauses) > 1 else clauses[0]
 
 
-def page_of(docs: list[dict[str, Any]], sort: list[tuple[str, int]], limit: int) -> tuple[list[dict[str, Any]], str | None]:
+def page_of(
+    docs: list[dict[str, Any]], sort: list[tuple[str, int]], limit: int
+) -> tuple[list[dict[str, Any]], str | None]:
     """Trim the extra row fetched to know whether another page exists; return rows and the next cursor."""
     if len(docs) <= limit:
         return docs, None

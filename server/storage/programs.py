@@ -13,7 +13,9 @@ from server.storage.paging import after_filter, combine, page_of
 INDEXES: dict[str, list[IndexModel]] = {
     "programs": [IndexModel([("created_at", DESCENDING), ("_id", DESCENDING)])],
     "assignments": [
-        IndexModel([("program_id", ASCENDING), ("branch_id", ASCENDING), ("visit_no", ASCENDING)], unique=True),
+        IndexModel(
+            [("program_id", ASCENDING), ("branch_id", ASCENDING), ("visit_no", ASCENDING)], unique=True
+        ),
         IndexModel([("assignee_id", ASCENDING), ("window_start", ASCENDING), ("_id", ASCENDING)]),
         IndexModel([("branch_id", ASCENDING), ("covert", ASCENDING), ("window_start", DESCENDING)]),
         IndexModel([("window_start", ASCENDING), ("_id", ASCENDING)]),
@@ -25,20 +27,35 @@ ASSIGNMENT_SORT = [("window_start", 1), ("_id", 1)]
 
 def public_program(doc: Doc) -> dict[str, Any]:
     return {
-        "id": doc["_id"], "name": doc["name"], "checklist_key": doc["checklist_key"],
-        "branch_ids": doc.get("branch_ids") or [], "region_ids": doc.get("region_ids") or [],
-        "starts_on": doc["starts_on"], "ends_on": doc["ends_on"], "visits_per_branch": doc["visits_per_branch"],
-        "channel": doc["channel"], "covert": doc["covert"], "created_by": doc["created_by"],
-        "created_at": doc["created_at"], "assignments_generated": bool(doc.get("assignments_generated_at")),
+        "id": doc["_id"],
+        "name": doc["name"],
+        "checklist_key": doc["checklist_key"],
+        "branch_ids": doc.get("branch_ids") or [],
+        "region_ids": doc.get("region_ids") or [],
+        "starts_on": doc["starts_on"],
+        "ends_on": doc["ends_on"],
+        "visits_per_branch": doc["visits_per_branch"],
+        "channel": doc["channel"],
+        "covert": doc["covert"],
+        "created_by": doc["created_by"],
+        "created_at": doc["created_at"],
+        "assignments_generated": bool(doc.get("assignments_generated_at")),
     }
 
 
 def public_assignment(doc: Doc, *, show_assignee: bool) -> dict[str, Any]:
     return {
-        "id": doc["_id"], "program_id": doc["program_id"], "branch_id": doc["branch_id"],
-        "region_id": doc["region_id"], "checklist_key": doc["checklist_key"], "channel": doc["channel"],
-        "covert": doc["covert"], "window_start": doc["window_start"], "window_end": doc["window_end"],
-        "status": doc["status"], "audit_id": doc.get("audit_id"),
+        "id": doc["_id"],
+        "program_id": doc["program_id"],
+        "branch_id": doc["branch_id"],
+        "region_id": doc["region_id"],
+        "checklist_key": doc["checklist_key"],
+        "channel": doc["channel"],
+        "covert": doc["covert"],
+        "window_start": doc["window_start"],
+        "window_end": doc["window_end"],
+        "status": doc["status"],
+        "audit_id": doc.get("audit_id"),
         "assignee_id": doc.get("assignee_id") if show_assignee else None,
     }
 
@@ -57,18 +74,21 @@ async def programs_page(db: Database, limit: int, cursor: str | None) -> tuple[l
     return page_of(docs, sort, limit)
 
 
-async def assignments_of_program(db: Database, program_id: str,
-                                 session: AsyncClientSession | None = None) -> list[Doc]:
+async def assignments_of_program(
+    db: Database, program_id: str, session: AsyncClientSession | None = None
+) -> list[Doc]:
     cursor = db.assignments.find({"program_id": program_id}, session=session)
     return await cursor.sort([("window_start", 1), ("branch_id", 1)]).to_list()
 
 
-async def insert_assignments(db: Database, docs: list[Doc], program_id: str, now: Any,
-                             session: AsyncClientSession) -> None:
+async def insert_assignments(
+    db: Database, docs: list[Doc], program_id: str, now: Any, session: AsyncClientSession
+) -> None:
     if docs:
         await db.assignments.insert_many(docs, session=session)
-    await db.programs.update_one({"_id": program_id}, {"$set": {"assignments_generated_at": now}},
-                                 session=session)
+    await db.programs.update_one(
+        {"_id": program_id}, {"$set": {"assignments_generated_at": now}}, session=session
+    )
 
 
 async def last_visitors(db: Database, branch_ids: list[str], *, covert: bool) -> dict[str, str]:
@@ -96,15 +116,17 @@ async def assignment(db: Database, assignment_id: str) -> Doc | None:
     return await db.assignments.find_one({"_id": assignment_id})
 
 
-async def assignments_page(db: Database, filters: dict[str, Any], limit: int,
-                           cursor: str | None) -> tuple[list[Doc], str | None]:
+async def assignments_page(
+    db: Database, filters: dict[str, Any], limit: int, cursor: str | None
+) -> tuple[list[Doc], str | None]:
     query = combine(filters, after_filter(ASSIGNMENT_SORT, cursor))
     docs = await db.assignments.find(query).sort(ASSIGNMENT_SORT).limit(limit + 1).to_list()
     return page_of(docs, ASSIGNMENT_SORT, limit)
 
 
-async def set_assignment_status(db: Database, assignment_id: str, status: str, session: AsyncClientSession,
-                                audit_id: str | None = None) -> None:
+async def set_assignment_status(
+    db: Database, assignment_id: str, status: str, session: AsyncClientSession, audit_id: str | None = None
+) -> None:
     changes: dict[str, Any] = {"status": status}
     if audit_id:
         changes["audit_id"] = audit_id

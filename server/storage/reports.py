@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from gridfs import AsyncGridFSBucket
+from gridfs.errors import NoFile
 from pymongo import ASCENDING, DESCENDING, IndexModel, InsertOne, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 
@@ -21,10 +23,13 @@ CONTRIBUTIONS = "report_contributions"
 INDEXES: dict[str, list[IndexModel]] = {
     BUCKETS: [
         # trends and a branch head's own scorecard: one key, a run of periods
-        IndexModel([("dim", ASCENDING), ("interval", ASCENDING), ("key", ASCENDING), ("period_start", ASCENDING)]),
+        IndexModel(
+            [("dim", ASCENDING), ("interval", ASCENDING), ("key", ASCENDING), ("period_start", ASCENDING)]
+        ),
         # a regional manager's branches, or one scope's sections
-        IndexModel([("dim", ASCENDING), ("interval", ASCENDING), ("scope", ASCENDING),
-                    ("period_start", ASCENDING)]),
+        IndexModel(
+            [("dim", ASCENDING), ("interval", ASCENDING), ("scope", ASCENDING), ("period_start", ASCENDING)]
+        ),
         # head office: every key in a date range
         IndexModel([("dim", ASCENDING), ("interval", ASCENDING), ("period_start", ASCENDING)]),
     ],
@@ -34,7 +39,7 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("region_id", ASCENDING), ("status", ASCENDING), ("released_at", DESCENDING)]),
         IndexModel([("status", ASCENDING), ("released_at", DESCENDING)]),
     ],
-    "findings": [IndexModel([("audit_id", ASCENDING)])],
+    # findings by audit: served by the audits module's unique (audit_id, item_id) index
     "rectifications": [
         IndexModel([("branch_id", ASCENDING), ("created_at", ASCENDING)]),
         IndexModel([("region_id", ASCENDING), ("created_at", ASCENDING)]),
@@ -43,15 +48,28 @@ INDEXES: dict[str, list[IndexModel]] = {
 }
 
 # What of an audit the aggregates depend on; the snapshot keeps exactly this.
-CONTRIBUTING_FIELDS = ("status", "released_at", "branch_id", "region_id", "program_id", "checklist_key", "score",
-                       "grade", "critical_failed", "result.sections")
+CONTRIBUTING_FIELDS = (
+    "status",
+    "released_at",
+    "branch_id",
+    "region_id",
+    "program_id",
+    "checklist_key",
+    "score",
+    "grade",
+    "critical_failed",
+    "result.sections",
+)
 _PROJECTION = dict.fromkeys(CONTRIBUTING_FIELDS, 1)
 
 
 def _snapshot(audit: Mapping[str, Any]) -> Doc:
     result = audit.get("result") or {}
     sections = [{k: s.get(k) for k in ("id", "score", "points", "max")} for s in result.get("sections") or []]
-    return {**{k: audit.get(k) for k in CONTRIBUTING_FIELDS if "." not in k}, "result": {"sections": sections}}
+    return {
+        **{k: audit.get(k) for k in CONTRIBUTING_FIELDS if "." not in k},
+        "result": {"sections": sections},
+    }
 
 
 # --- keeping the aggregates from events -----------------------------------------------------------
@@ -79,8 +97,9 @@ async def apply_audit(db: Database, audit_id: str, session: AsyncClientSession, 
         await db[BUCKETS].bulk_write(ops, ordered=True, session=session)
         await db[BUCKETS].delete_many({"_id": {"$in": list(changes)}, "count": {"$lte": 0}}, session=session)
     if new:
-        await db[CONTRIBUTIONS].replace_one({"_id": audit_id}, {**_snapshot(audit or {}), "counted_at": now},
-                                            upsert=True, session=session)
+        await db[CONTRIBUTIONS].replace_one(
+            {"_id": audit_id}, {**_snapshot(audit or {}), "counted_at": now}, upsert=True, session=session
+        )
     elif snapshot is not None:
         await db[CONTRIBUTIONS].delete_one({"_id": audit_id}, session=session)
     return len(changes)
@@ -110,8 +129,14 @@ async def recompute(db: Database, batch_size: int = 2000) -> Recomputation:
 
 
 def _bucket_document(bucket_id: str, meta: agg.BucketMeta, fields: agg.Fields) -> Doc:
-    doc: Doc = {"_id": bucket_id, **meta.document(), "count": 0, "score_sum": 0, "critical_failed": 0,
-                "grades": {}}
+    doc: Doc = {
+        "_id": bucket_id,
+        **meta.document(),
+        "count": 0,
+        "score_sum": 0,
+        "critical_failed": 0,
+        "grades": {},
+    }
     for name, value in fields.items():
         if name.startswith("grades."):
             doc["grades"][name.split(".", 1)[1]] = value
@@ -130,9 +155,11 @@ async def rebuild(db: Database, now: datetime, batch_size: int = 2000) -> dict[s
     await db[CONTRIBUTIONS].delete_many({})
     buckets = [_bucket_document(bid, fresh.metas[bid], fields) for bid, fields in fresh.totals.items()]
     for start in range(0, len(buckets), batch_size):
-        await db[BUCKETS].bulk_write([InsertOne(d) for d in buckets[start:start + batch_size]], ordered=False)
+        await db[BUCKETS].bulk_write(
+            [InsertOne(d) for d in buckets[start : start + batch_size]], ordered=False
+        )
     for start in range(0, len(fresh.snapshots), batch_size):
-        chunk = [{**s, "counted_at": now} for s in fresh.snapshots[start:start + batch_size]]
+        chunk = [{**s, "counted_at": now} for s in fresh.snapshots[start : start + batch_size]]
         await db[CONTRIBUTIONS].insert_many(chunk, ordered=False)
     return {"audits": len(fresh.snapshots), "buckets": len(buckets)}
 
@@ -155,13 +182,33 @@ def period_filter(start: datetime | None, end: datetime | None, interval: str) -
     return {"period_start": bounds} if bounds else {}
 
 
-async def bucket_rows(db: Database, dim: str, interval: str, scope: Mapping[str, Any], *,
-                      start: datetime | None, end: datetime | None, program_id: str | None) -> list[Doc]:
+async def bucket_rows(
+    db: Database,
+    dim: str,
+    interval: str,
+    scope: Mapping[str, Any],
+    *,
+    start: datetime | None,
+    end: datetime | None,
+    program_id: str | None,
+) -> list[Doc]:
     query: Doc = {"dim": dim, "interval": interval, **scope, **period_filter(start, end, interval)}
     if program_id:
         query["program_id"] = program_id
-    projection = {"key": 1, "period": 1, "period_start": 1, "count": 1, "score_sum": 1, "critical_failed": 1,
-                  "grades": 1, "points_sum": 1, "max_sum": 1, "region_id": 1, "checklist_key": 1, "section_id": 1}
+    projection = {
+        "key": 1,
+        "period": 1,
+        "period_start": 1,
+        "count": 1,
+        "score_sum": 1,
+        "critical_failed": 1,
+        "grades": 1,
+        "points_sum": 1,
+        "max_sum": 1,
+        "region_id": 1,
+        "checklist_key": 1,
+        "section_id": 1,
+    }
     return await db[BUCKETS].find(query, projection).to_list()
 
 
@@ -184,8 +231,9 @@ async def names(db: Database, collection: str, ids: list[str]) -> dict[str, Doc]
 # --- repeat findings -------------------------------------------------------------------------------
 
 
-async def released_audits(db: Database, scope: Mapping[str, Any], start: datetime | None,
-                          end: datetime | None) -> list[Doc]:
+async def released_audits(
+    db: Database, scope: Mapping[str, Any], start: datetime | None, end: datetime | None
+) -> list[Doc]:
     query: Doc = {"status": "released", **scope}
     bounds: Doc = {}
     if start is not None:
@@ -194,7 +242,13 @@ async def released_audits(db: Database, scope: Mapping[str, Any], start: datetim
         bounds["$lte"] = end
     if bounds:
         query["released_at"] = bounds
-    projection = {"branch_id": 1, "region_id": 1, "checklist_key": 1, "checklist_version": 1, "released_at": 1}
+    projection = {
+        "branch_id": 1,
+        "region_id": 1,
+        "checklist_key": 1,
+        "checklist_version": 1,
+        "released_at": 1,
+    }
     return await db.audits.find(query, projection, batch_size=5000).to_list()
 
 
@@ -202,9 +256,12 @@ async def failed_items(db: Database, audit_ids: list[str], batch: int = 1000) ->
     """Per audit, the checklist items with a finding that stands (not overturned on appeal)."""
     failed: dict[str, set[str]] = defaultdict(set)
     for start in range(0, len(audit_ids), batch):
-        chunk = audit_ids[start:start + batch]
-        cursor = db.findings.find({"audit_id": {"$in": chunk}, "status": {"$ne": "overturned"}},
-                                  {"audit_id": 1, "item_id": 1}, batch_size=5000)
+        chunk = audit_ids[start : start + batch]
+        cursor = db.findings.find(
+            {"audit_id": {"$in": chunk}, "status": {"$ne": "overturned"}},
+            {"audit_id": 1, "item_id": 1},
+            batch_size=5000,
+        )
         async for finding in cursor:
             failed[finding["audit_id"]].add(finding["item_id"])
     return failed
@@ -213,8 +270,9 @@ async def failed_items(db: Database, audit_ids: list[str], batch: int = 1000) ->
 # --- rectification performance ---------------------------------------------------------------------
 
 
-async def rectifications(db: Database, scope: Mapping[str, Any], start: datetime | None,
-                         end: datetime | None) -> AsyncIterator[Doc]:
+async def rectifications(
+    db: Database, scope: Mapping[str, Any], start: datetime | None, end: datetime | None
+) -> AsyncIterator[Doc]:
     query: Doc = dict(scope)
     bounds: Doc = {}
     if start is not None:
@@ -223,7 +281,48 @@ async def rectifications(db: Database, scope: Mapping[str, Any], start: datetime
         bounds["$lte"] = end
     if bounds:
         query["created_at"] = bounds
-    projection = {"branch_id": 1, "region_id": 1, "status": 1, "due_at": 1, "created_at": 1, "closed_at": 1,
-                  "escalation_level": 1}
+    projection = {
+        "branch_id": 1,
+        "region_id": 1,
+        "status": 1,
+        "due_at": 1,
+        "created_at": 1,
+        "closed_at": 1,
+        "escalation_level": 1,
+    }
     async for rect in db.rectifications.find(query, projection, batch_size=2000):
         yield rect
+
+
+# --- the audit PDF --------------------------------------------------------------------------------
+
+
+async def audit_for_report(db: Database, audit_id: str) -> Doc | None:
+    return await db.audits.find_one({"_id": audit_id}, {"answers": 0})
+
+
+async def findings_of(db: Database, audit_id: str) -> list[Doc]:
+    return await db.findings.find({"audit_id": audit_id}).sort([("section_id", 1), ("item_id", 1)]).to_list()
+
+
+async def rectifications_of(db: Database, audit_id: str) -> list[Doc]:
+    projection = {"finding_id": 1, "status": 1, "due_at": 1, "closed_at": 1}
+    return await db.rectifications.find({"audit_id": audit_id}, projection).to_list()
+
+
+async def checklist_definition(db: Database, key: str, version: int) -> Doc | None:
+    doc = await db.checklist_versions.find_one({"_id": f"{key}@{version}"}, {"definition": 1})
+    return doc.get("definition") if doc else None
+
+
+async def photo_documents(db: Database, photo_ids: list[str]) -> list[Doc]:
+    projection = {"gridfs_id": 1, "thumbnails": 1, "purged": 1, "media_type": 1}
+    return await db.photos.find({"_id": {"$in": photo_ids}, "purged": {"$ne": True}}, projection).to_list()
+
+
+async def gridfs_bytes(db: Database, gridfs_id: Any) -> bytes | None:
+    try:
+        stream = await AsyncGridFSBucket(db, bucket_name="photos").open_download_stream(gridfs_id)
+        return await stream.read()
+    except NoFile:
+        return None

@@ -152,7 +152,8 @@ async def head(db: Database, session: AsyncClientSession | None = None) -> Doc |
 
 async def seal_pending(db: Database, limit: int, now: datetime, session: AsyncClientSession) -> int:
     """Seal up to `limit` pending entries after the current head; returns how many."""
-    entries = await db.trail.find({"seal_pending": True}, session=session).sort(PENDING_ORDER).limit(limit).to_list()
+    found = db.trail.find({"seal_pending": True}, session=session)
+    entries = await found.sort(PENDING_ORDER).limit(limit).to_list()
     if not entries:
         return 0
     current = await head(db, session)
@@ -168,7 +169,8 @@ async def seal_pending(db: Database, limit: int, now: datetime, session: AsyncCl
     await db.trail.bulk_write(ops, ordered=True, session=session)
     # Head moves in the same transaction: two sealers racing conflict on this document.
     await db.trail_head.update_one(
-        {"_id": HEAD_ID}, {"$set": {"seq": seq, "hash": prev_hash, "updated_at": now}}, upsert=True, session=session
+        {"_id": HEAD_ID}, {"$set": {"seq": seq, "hash": prev_hash, "updated_at": now}}, upsert=True,
+        session=session,
     )
     return len(entries)
 
@@ -204,9 +206,10 @@ async def _classify_reordering(db: Database, broken: BrokenLink) -> BrokenLink:
 # --- reading -------------------------------------------------------------------------------------
 
 
-async def page(db: Database, filters: dict[str, Any], limit: int, cursor: str | None) -> tuple[list[Doc], str | None]:
-    docs = await db.trail.find(combine(filters, after_filter(LISTING_ORDER, cursor))).sort(LISTING_ORDER).limit(
-        limit + 1).to_list()
+async def page(db: Database, filters: dict[str, Any], limit: int,
+               cursor: str | None) -> tuple[list[Doc], str | None]:
+    query = combine(filters, after_filter(LISTING_ORDER, cursor))
+    docs = await db.trail.find(query).sort(LISTING_ORDER).limit(limit + 1).to_list()
     return page_of(docs, LISTING_ORDER, limit)
 
 

@@ -19,6 +19,7 @@ ROUTE_MODULES = [
     "server.http.routes.rectifications",
     "server.http.routes.notifications",
     "server.http.routes.reports",
+    "server.http.routes.exports",
     "server.http.routes.events",
     "server.http.routes.webhooks",
     "server.http.routes.trail",

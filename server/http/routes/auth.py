@@ -34,7 +34,7 @@ async def _issue_tokens(services: Services, user: dict[str, object], session_id:
     await users.store_refresh_token(services.db, token_digest(refresh), session_id, str(user["_id"]), now,
                                     settings.refresh_token_ttl_s)
     return TokenResponse(access_token=access, refresh_token=refresh, expires_in=settings.access_token_ttl_s,
-                         user=UserPublic.model_validate(users.public_user(user)))  # type: ignore[arg-type]
+                         user=UserPublic.model_validate(users.public_user(user)))
 
 
 @router.post("/api/v1/auth/login", summary="Exchange username and password for tokens", body=LoginRequest,

@@ -75,6 +75,6 @@ async def docs_init(request: web.Request) -> web.Response:
 
 
 def docs_assets_dir() -> Path:
-    import swagger_ui_bundle
+    import swagger_ui_bundle  # type: ignore[import-untyped]
 
     return Path(swagger_ui_bundle.swagger_ui_path)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
+from typing import Any
 
 from aiohttp import web
 from pymongo.errors import DuplicateKeyError
 
-from schemas.common import Page
+from schemas.common import Page, PageQuery
 from schemas.events import BranchCreated, RegionCreated, UserCreated
 from schemas.org import (
     BranchCreate,
@@ -19,7 +21,6 @@ from schemas.org import (
     UserPublic,
     UserQuery,
 )
-from schemas.common import PageQuery
 from server.context import UnitOfWork
 from server.errors import Conflict, NotFound, ValidationFailed, field_error
 from server.http import authz
@@ -141,7 +142,7 @@ async def create_user(request: web.Request) -> web.Response:
     return json_response(users.public_user(doc), status=201)
 
 
-async def new_user_document(body: UserCreate, now: object, passwords: Passwords) -> dict[str, object]:
+async def new_user_document(body: UserCreate, now: datetime, passwords: Passwords) -> dict[str, Any]:
     user = body.model_dump(exclude={"password"})
     if body.role == authz.BRANCH_HEAD and not user.get("home_branch_id"):
         user["home_branch_id"] = body.branch_id
