@@ -16,4 +16,5 @@ SERVICES: web.AppKey[Services] = web.AppKey("services", Services)
 PRINCIPAL: web.RequestKey[Principal] = web.RequestKey("principal", object)  # type: ignore[arg-type]
 OPERATION: web.RequestKey[Operation] = web.RequestKey("operation", object)  # type: ignore[arg-type]
 REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id", str)
+CURRENT_USER: web.RequestKey[dict[str, Any]] = web.RequestKey("current_user", dict)
 EXTRA: web.RequestKey[dict[str, Any]] = web.RequestKey("extra", dict)

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 
 from server.errors import Forbidden, NotFound, Unauthorized
-from server.keys import PRINCIPAL, SERVICES
+from server.keys import CURRENT_USER, PRINCIPAL, SERVICES
 from server.security import decode_access_token
 
 ADMIN = "admin"
@@ -58,12 +57,12 @@ async def authenticate(request: web.Request) -> Principal:
     if claims is None:
         raise Unauthorized("Access token is invalid or expired",
                            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
-    user, session = await asyncio.gather(
-        services.db.users.find_one({"_id": claims["sub"]}),
-        services.db.sessions.find_one({"_id": claims["sid"]}, {"revoked_at": 1}),
-    )
-    if user is None or not user.get("active", True) or session is None or session.get("revoked_at"):
+    # One round trip: revoked sessions are listed on the user for as long as their access tokens could live.
+    user = await services.db.users.find_one({"_id": claims["sub"]}, {"password_hash": 0})
+    revoked = {entry["sid"] for entry in (user or {}).get("revoked_sessions", [])}
+    if user is None or not user.get("active", True) or claims["sid"] in revoked:
         raise Unauthorized("Session is no longer valid", headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+    request[CURRENT_USER] = user
     return principal_from_user(user, session_id=claims["sid"])
 
 

@@ -96,9 +96,19 @@ async def use_refresh_token(db: Database, digest: str, now: datetime) -> tuple[s
     return "unknown", existing  # expired
 
 
-async def revoke_session(db: Database, session_id: str, now: datetime, reason: str) -> None:
-    await db.sessions.update_one(
+async def revoke_session(db: Database, session_id: str, now: datetime, reason: str, access_ttl_s: int) -> None:
+    """End a login: its refresh tokens stop working, and its access tokens at the next request."""
+    session = await db.sessions.find_one_and_update(
         {"_id": session_id, "revoked_at": None}, {"$set": {"revoked_at": now, "revoked_reason": reason}}
+    )
+    if session is None:
+        return
+    # Access tokens are checked against this list; entries are dropped once such tokens have expired anyway.
+    await db.users.update_one({"_id": session["user_id"]},
+                              {"$pull": {"revoked_sessions": {"until": {"$lte": now}}}})
+    await db.users.update_one(
+        {"_id": session["user_id"]},
+        {"$push": {"revoked_sessions": {"sid": session_id, "until": now + timedelta(seconds=access_ttl_s)}}},
     )
 
 

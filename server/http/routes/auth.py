@@ -14,7 +14,7 @@ from server.errors import TooManyRequests, Unauthorized
 from server.http.api import ApiRouter, body_of, json_response
 from server.http.authz import principal
 from server.http.request_meta import client_address
-from server.keys import SERVICES
+from server.keys import CURRENT_USER, SERVICES
 from server.security import issue_access_token, new_refresh_token, token_digest
 from server.storage import users
 
@@ -71,7 +71,8 @@ async def refresh(request: web.Request) -> web.Response:
     outcome, token = await users.use_refresh_token(services.db, token_digest(body.refresh_token), now)
     if outcome == "reused" and token is not None:
         # A used token presented again means it leaked: end every token of that login.
-        await users.revoke_session(services.db, token["session_id"], now, "refresh token reuse")
+        await users.revoke_session(services.db, token["session_id"], now, "refresh token reuse",
+                                   services.settings.access_token_ttl_s)
         raise Unauthorized("Refresh token was already used; the session has been revoked")
     if outcome != "ok" or token is None:
         raise Unauthorized("Refresh token is invalid or expired")
@@ -87,14 +88,12 @@ async def refresh(request: web.Request) -> web.Response:
 async def logout(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
     who = principal(request)
-    await users.revoke_session(services.db, who.session_id, services.clock.now(), "logout")
+    await users.revoke_session(services.db, who.session_id, services.clock.now(), "logout",
+                               services.settings.access_token_ttl_s)
     return json_response(LoggedOut(revoked=True))
 
 
 @router.get("/api/v1/me", summary="The caller's own user record", response=UserPublic)
 async def me(request: web.Request) -> web.Response:
-    services = request.app[SERVICES]
-    user = await users.by_id(services.db, principal(request).user_id)
-    if user is None:
-        raise Unauthorized()
-    return json_response(users.public_user(user))
+    principal(request)
+    return json_response(users.public_user(request[CURRENT_USER]))
