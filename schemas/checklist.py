@@ -38,6 +38,12 @@ class PhotoPolicy(Definition):
     min: int = Field(default=0, ge=0, le=20)
     max: int = Field(default=5, ge=0, le=20)
 
+    @model_validator(mode="before")
+    @classmethod
+    def shorthand(cls, value: Any) -> Any:
+        # `photo: required_on_fail` in YAML reads better than a one-key mapping for the common case.
+        return {"policy": value} if isinstance(value, str) else value
+
     @model_validator(mode="after")
     def bounds(self) -> PhotoPolicy:
         if self.policy in ("required", "required_on_fail") and self.min < 1:
@@ -170,6 +176,13 @@ class Section(Definition):
     weight: float = 1.0
     items: list[Item] = Field(min_length=1)
 
+    @field_validator("weight")
+    @classmethod
+    def positive_weight(cls, value: float) -> float:
+        if value <= 0:
+            raise ValueError("section weight must be positive")
+        return value
+
 
 class GradeBand(Definition):
     grade: str = Field(min_length=1, max_length=3)
@@ -177,7 +190,8 @@ class GradeBand(Definition):
 
 
 def default_grade_bands() -> list[GradeBand]:
-    return [GradeBand(grade=g, min_score=s) for g, s in (("A", 90), ("B", 80), ("C", 70), ("D", 60), ("F", 0))]
+    bands = (("A", 90), ("B", 80), ("C", 70), ("D", 60), ("F", 0))
+    return [GradeBand(grade=g, min_score=s) for g, s in bands]
 
 
 class DuePolicy(Definition):
