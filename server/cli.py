@@ -9,7 +9,6 @@ import importlib
 import json
 import os
 import signal
-import subprocess
 import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -155,9 +154,12 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     if args.worker:
         return asyncio.run(_serve_process(settings, settings.mongodb_uri or "", reuse_port=True, prepare=False))
     from server.embedded import EmbeddedDatabaseError, EmbeddedMongo
+    from server.supervisor import DatabaseWatchdog, RunState
 
     settings.var_dir.mkdir(parents=True, exist_ok=True)
+    run_state = RunState(settings.var_dir)
     embedded = None
+    watchdog = None
     uri = settings.mongodb_uri
     if not uri:
         embedded = EmbeddedMongo(str(settings.var_dir / "db"), log_path=settings.var_dir / "db.log")
@@ -167,15 +169,22 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return 1
         uri = embedded.uri
+        run_state.update(db_pid=embedded.process.pid if embedded.process else None, db_port=embedded.port)
+        watchdog = DatabaseWatchdog(embedded, run_state)
+        watchdog.start()
+    run_state.update(port=settings.port, workers=args.workers)
     try:
         if args.workers <= 1:
             return asyncio.run(_serve_process(settings, uri, reuse_port=False, prepare=True))
-        return _supervise_workers(settings, uri, args.workers)
+        return _supervise_workers(settings, uri, args.workers, run_state)
     except KeyboardInterrupt:
         return 0
     finally:
+        if watchdog:
+            watchdog.stop()
         if embedded:
             embedded.stop()
+        run_state.clear()
 
 
 async def _serve_process(settings: Settings, uri: str, *, reuse_port: bool, prepare: bool) -> int:
@@ -202,8 +211,9 @@ async def _serve_process(settings: Settings, uri: str, *, reuse_port: bool, prep
     return 0
 
 
-def _supervise_workers(settings: Settings, uri: str, workers: int) -> int:
+def _supervise_workers(settings: Settings, uri: str, workers: int, run_state: Any) -> int:
     from server.app import bootstrap, prepare_database
+    from server.supervisor import supervise_workers
 
     secret = settings.jwt_secret_or_generated()
 
@@ -217,20 +227,7 @@ def _supervise_workers(settings: Settings, uri: str, workers: int) -> int:
     asyncio.run(prepare())
     env = {**os.environ, "MONGODB_URI": uri, "JWT_SECRET": secret, "HOST": settings.host,
            "PORT": str(settings.port), "VAR_DIR": str(settings.var_dir)}
-    procs = [
-        subprocess.Popen([sys.executable, "-m", "server.cli", "serve", "--worker"], env=env)
-        for _ in range(workers)
-    ]
-
-    def forward(signum: int, _frame: object) -> None:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-
-    signal.signal(signal.SIGTERM, forward)
-    signal.signal(signal.SIGINT, forward)
-    codes = [proc.wait() for proc in procs]
-    return max(codes, default=0)
+    return supervise_workers(env, workers, run_state)
 
 
 if __name__ == "__main__":

@@ -40,7 +40,10 @@ async def sequence_events(services: Services, batch: int = BATCH) -> int:
 
     async def number(session: AsyncClientSession) -> int:
         first = await outbox.last_event_seq(db, session) + 1
-        return await outbox.assign_event_seqs(db, ids, first, session)
+        numbered = await outbox.assign_event_seqs(db, ids, first, session)
+        # Any id another sequencer numbered meanwhile leaves a gap: seq is ordered, not dense.
+        await outbox.set_last_event_seq(db, first + len(ids) - 1, session)
+        return numbered
 
     try:
         async with services.client.start_session() as session:

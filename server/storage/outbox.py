@@ -52,9 +52,19 @@ async def pending_events(db: Database, limit: int) -> list[Doc]:
 
 
 async def last_event_seq(db: Database, session: AsyncClientSession | None = None) -> int:
+    """The highest seq handed out. Kept in one document because SecantusDB walks the whole index for a
+    descending `seq` scan; the document also makes two racing sequencers conflict in their transactions."""
+    state = await db.sequence_state.find_one({"_id": "events"}, session=session)
+    if state is not None:
+        return int(state["last_seq"])
     doc = await db.events.find_one({"seq": {"$gt": 0}}, {"seq": 1}, sort=[("seq", DESCENDING)],
                                    session=session)
     return int(doc["seq"]) if doc else 0
+
+
+async def set_last_event_seq(db: Database, seq: int, session: AsyncClientSession) -> None:
+    await db.sequence_state.update_one({"_id": "events"}, {"$set": {"last_seq": seq}}, upsert=True,
+                                       session=session)
 
 
 async def assign_event_seqs(db: Database, event_ids: list[str], first_seq: int,
@@ -74,8 +84,13 @@ async def assign_event_seqs(db: Database, event_ids: list[str], first_seq: int,
 
 async def events_after(db: Database, after_seq: int, limit: int, types: list[str] | None = None) -> list[Doc]:
     query: dict[str, Any] = {"seq": {"$gt": after_seq}}
-    if types:
+    if types and len(types) == 1:
+        query["type"] = types[0]  # equality uses the (type, seq) index
+    elif types:
+        # SecantusDB's planner picks a collection scan for `type: {$in}` with this sort; walk seq instead.
         query["type"] = {"$in": types}
+        found = db.events.find(query).sort("seq", ASCENDING).hint([("seq", ASCENDING)])
+        return await found.limit(limit).to_list()
     return await db.events.find(query).sort("seq", ASCENDING).limit(limit).to_list()
 
 
