@@ -75,9 +75,7 @@ def _opening_day(start: date, end: date, weekdays: Sequence[int], preferred: dat
     return None
 
 
-def slots_for_branch(
-    branch: BranchSlotInfo, starts_on: date, ends_on: date, visits: int, salt: str = ""
-) -> list[Slot]:
+def slots_for_branch(branch: BranchSlotInfo, starts_on: date, ends_on: date, visits: int, salt: str = "") -> list[Slot]:
     """`visits` windows spread evenly over the period, each inside local opening hours on an opening day."""
     days = (ends_on - starts_on).days + 1
     zone = ZoneInfo(branch.timezone)
@@ -101,9 +99,7 @@ def slots_for_branch(
         minute = starts[_stable(salt, branch.id, str(n)) % len(starts)]
         local = datetime.combine(day, time(minute // 60, minute % 60), tzinfo=zone)
         start_utc = local.astimezone(UTC)
-        slots.append(
-            Slot(branch.id, branch.region_id, n, start_utc, start_utc + timedelta(minutes=window_minutes))
-        )
+        slots.append(Slot(branch.id, branch.region_id, n, start_utc, start_utc + timedelta(minutes=window_minutes)))
     return slots
 
 

@@ -119,9 +119,7 @@ def validate_answers(
             errors.append(field_error(["body", index, "item_id"], f"unknown item {answer.get('item_id')!r}"))
             continue
         if answer.get("fixed_on_spot") and not may_fix_on_spot:
-            errors.append(
-                field_error(["body", index, "fixed_on_spot"], "only an inspector fixes on the spot")
-            )
+            errors.append(field_error(["body", index, "fixed_on_spot"], "only an inspector fixes on the spot"))
         if answer.get("na"):
             if not item.na_allowed:
                 errors.append(field_error(["body", index, "na"], f"item {item.id} does not allow N/A"))

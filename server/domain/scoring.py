@@ -57,9 +57,7 @@ def _rating_points(item: Item, value: int) -> float:
     return item.weight * (value - item.scale.min) / (item.scale.max - item.scale.min)
 
 
-def _score_item_v1(
-    item: Item, section_id: str, answer: Answer | None, *, visible: bool, overturned: bool
-) -> ItemScore:
+def _score_item_v1(item: Item, section_id: str, answer: Answer | None, *, visible: bool, overturned: bool) -> ItemScore:
     base: dict[str, Any] = {
         "item_id": item.id,
         "section_id": section_id,
@@ -68,14 +66,10 @@ def _score_item_v1(
         "severity": item.severity,
     }
     if not visible:
-        return ItemScore(
-            **base, earned=0, max=0, outcome="hidden", reason="hidden by show_if or not applicable"
-        )
+        return ItemScore(**base, earned=0, max=0, outcome="hidden", reason="hidden by show_if or not applicable")
     result = outcome(item, answer)
     if result == "unscored":
-        return ItemScore(
-            **base, earned=0, max=0, outcome="unscored", reason=f"{item.type} items carry no points"
-        )
+        return ItemScore(**base, earned=0, max=0, outcome="unscored", reason=f"{item.type} items carry no points")
     if result == "na":
         return ItemScore(**base, earned=0, max=0, outcome="na", reason="N/A: left out of the denominator")
     if result == "unanswered":
@@ -104,9 +98,7 @@ def _score_item_v1(
     elif item.type == "yes_no":
         reason = "standard met" if result == "pass" else "standard not met"
     else:
-        reason = f"chosen {answer.value!r}: " + (
-            "all options passing" if result == "pass" else "a failing option"
-        )
+        reason = f"chosen {answer.value!r}: " + ("all options passing" if result == "pass" else "a failing option")
     return ItemScore(**base, earned=earned, max=item.weight, outcome=result, reason=reason)
 
 
@@ -188,6 +180,4 @@ def score_audit(
     scorer = SCORERS.get(rules_version)
     if scorer is None:
         raise ValueError(f"unknown scoring rules version {rules_version}")
-    return scorer(
-        checklist, answers, branch_type=branch_type, channel=channel, overturned=frozenset(overturned)
-    )
+    return scorer(checklist, answers, branch_type=branch_type, channel=channel, overturned=frozenset(overturned))

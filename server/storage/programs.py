@@ -13,9 +13,7 @@ from server.storage.paging import after_filter, combine, page_of
 INDEXES: dict[str, list[IndexModel]] = {
     "programs": [IndexModel([("created_at", DESCENDING), ("_id", DESCENDING)])],
     "assignments": [
-        IndexModel(
-            [("program_id", ASCENDING), ("branch_id", ASCENDING), ("visit_no", ASCENDING)], unique=True
-        ),
+        IndexModel([("program_id", ASCENDING), ("branch_id", ASCENDING), ("visit_no", ASCENDING)], unique=True),
         IndexModel([("assignee_id", ASCENDING), ("window_start", ASCENDING), ("_id", ASCENDING)]),
         IndexModel([("branch_id", ASCENDING), ("covert", ASCENDING), ("window_start", DESCENDING)]),
         IndexModel([("window_start", ASCENDING), ("_id", ASCENDING)]),
@@ -74,9 +72,7 @@ async def programs_page(db: Database, limit: int, cursor: str | None) -> tuple[l
     return page_of(docs, sort, limit)
 
 
-async def assignments_of_program(
-    db: Database, program_id: str, session: AsyncClientSession | None = None
-) -> list[Doc]:
+async def assignments_of_program(db: Database, program_id: str, session: AsyncClientSession | None = None) -> list[Doc]:
     cursor = db.assignments.find({"program_id": program_id}, session=session)
     return await cursor.sort([("window_start", 1), ("branch_id", 1)]).to_list()
 
@@ -86,9 +82,7 @@ async def insert_assignments(
 ) -> None:
     if docs:
         await db.assignments.insert_many(docs, session=session)
-    await db.programs.update_one(
-        {"_id": program_id}, {"$set": {"assignments_generated_at": now}}, session=session
-    )
+    await db.programs.update_one({"_id": program_id}, {"$set": {"assignments_generated_at": now}}, session=session)
 
 
 async def last_visitors(db: Database, branch_ids: list[str], *, covert: bool) -> dict[str, str]:

@@ -1,0 +1,291 @@
+"""Audits, their findings and appeals; the history listing with an index chosen for every filter."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING, IndexModel, UpdateOne
+from pymongo.asynchronous.client_session import AsyncClientSession
+
+from server.db import Database, Doc
+from server.storage.paging import after_filter, combine, decode_cursor, encode_cursor, page_of
+
+HK = "history_key"  # "<started_at ISO UTC>|<_id>": one sortable key, so a cursor is one range bound
+
+# History filters in the order an index is chosen when several are given (most selective first).
+HISTORY_INDEX_FIELDS: list[tuple[str, ...]] = [
+    ("auditor_id",),
+    ("branch_id",),
+    ("program_id",),
+    ("checklist_key", "checklist_version"),
+    ("region_id",),
+    ("flags",),
+    ("grade",),
+    ("status",),
+    ("critical_failed",),
+    ("score",),
+]
+
+
+def _history_index(fields: tuple[str, ...]) -> list[tuple[str, int]]:
+    return [*((f, ASCENDING) for f in fields), (HK, DESCENDING)]
+
+
+LIST_SORT = [("created_at", -1), ("_id", -1)]
+APPEAL_SORT = [("filed_at", -1), ("_id", -1)]
+
+INDEXES: dict[str, list[IndexModel]] = {
+    "audits": [
+        IndexModel([(HK, DESCENDING)]),
+        *(IndexModel(_history_index(fields)) for fields in HISTORY_INDEX_FIELDS),
+        IndexModel("assignment_id"),
+    ],
+    "findings": [
+        IndexModel([("audit_id", ASCENDING), ("item_id", ASCENDING)], unique=True),
+        IndexModel([("created_at", DESCENDING), ("_id", DESCENDING)]),
+        IndexModel([("branch_id", ASCENDING), ("created_at", DESCENDING), ("_id", DESCENDING)]),
+        IndexModel([("region_id", ASCENDING), ("created_at", DESCENDING), ("_id", DESCENDING)]),
+        IndexModel([("severity", ASCENDING), ("created_at", DESCENDING), ("_id", DESCENDING)]),
+    ],
+    "appeals": [
+        IndexModel([("filed_at", DESCENDING), ("_id", DESCENDING)]),
+        IndexModel([("status", ASCENDING), ("filed_at", DESCENDING), ("_id", DESCENDING)]),
+        IndexModel([("branch_id", ASCENDING), ("filed_at", DESCENDING), ("_id", DESCENDING)]),
+        IndexModel("finding_id"),
+        IndexModel([("filed_by", ASCENDING), ("idempotency_key", ASCENDING)]),
+    ],
+}
+
+
+def iso_utc(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def history_key(started_at: datetime, audit_id: str) -> str:
+    return f"{iso_utc(started_at)}|{audit_id}"
+
+
+# --- audits ---------------------------------------------------------------------------------------
+
+
+async def audit(db: Database, audit_id: str, session: AsyncClientSession | None = None) -> Doc | None:
+    return await db.audits.find_one({"_id": audit_id}, session=session)
+
+
+async def insert_audit(db: Database, doc: Doc, session: AsyncClientSession) -> None:
+    await db.audits.insert_one(doc, session=session)
+
+
+def newest_per_item(answers: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Within one batch, the latest answered_at per item wins (the first on a tie)."""
+    chosen: dict[str, dict[str, Any]] = {}
+    for answer in answers:
+        current = chosen.get(answer["item_id"])
+        if current is None or answer["answered_at"] > current["answered_at"]:
+            chosen[answer["item_id"]] = answer
+    return chosen
+
+
+async def apply_answers(
+    db: Database,
+    audit_id: str,
+    answers: Mapping[str, dict[str, Any]],
+    now: datetime,
+    answerable: list[str],
+    session: AsyncClientSession,
+) -> int:
+    """Store each answer unless a version answered at the same time or later is already there.
+    One conditional update per item in one round trip: correct whatever the arrival order and under
+    concurrent batches, and a replayed batch matches nothing. Returns how many answers were stored."""
+    if not answers:
+        return 0
+    requests = []
+    for item_id, answer in answers.items():
+        at = answer["answered_at"]
+        stored = {
+            "value": answer.get("value"),
+            "na": bool(answer.get("na")),
+            "note": answer.get("note"),
+            "answered_at": at,
+            "received_at": now,
+            "fixed_on_spot": bool(answer.get("fixed_on_spot")),
+        }
+        requests.append(
+            UpdateOne(
+                {
+                    "_id": audit_id,
+                    "status": {"$in": answerable},
+                    "$or": [
+                        {f"answers.{item_id}": {"$exists": False}},
+                        {f"answers.{item_id}.answered_at": {"$lt": at}},
+                    ],
+                },
+                {
+                    "$set": {f"answers.{item_id}": stored, "status": "in_progress", "updated_at": now},
+                    "$inc": {"answers_rev": 1},
+                },
+            )
+        )
+    result = await db.audits.bulk_write(requests, ordered=False, session=session)
+    return int(result.modified_count)
+
+
+async def freeze_submitted(
+    db: Database,
+    audit_id: str,
+    answers_rev: int,
+    changes: dict[str, Any],
+    answerable: list[str],
+    session: AsyncClientSession,
+) -> bool:
+    """Submit only if no answer arrived since the answers were scored (answers_rev unchanged)."""
+    result = await db.audits.update_one(
+        {"_id": audit_id, "status": {"$in": answerable}, "answers_rev": answers_rev},
+        {"$set": changes},
+        session=session,
+    )
+    return result.modified_count == 1
+
+
+async def transition(
+    db: Database,
+    audit_id: str,
+    from_status: str,
+    changes: dict[str, Any],
+    session: AsyncClientSession,
+    unset: list[str] | None = None,
+) -> bool:
+    update: dict[str, Any] = {"$set": changes}
+    if unset:
+        update["$unset"] = dict.fromkeys(unset, "")
+    result = await db.audits.update_one({"_id": audit_id, "status": from_status}, update, session=session)
+    return result.modified_count == 1
+
+
+async def photos_by_item(db: Database, audit_id: str) -> dict[str, list[str]]:
+    """Photo ids of an audit per item, in one aggregation."""
+    pipeline: list[dict[str, Any]] = [
+        {"$match": {"audit_id": audit_id, "owner_type": "audit", "purged": {"$ne": True}}},
+        {"$sort": {"uploaded_at": 1, "_id": 1}},
+        {"$group": {"_id": "$item_id", "ids": {"$push": "$_id"}}},
+    ]
+    rows = await (await db.photos.aggregate(pipeline)).to_list()
+    return {row["_id"]: list(row["ids"]) for row in rows if row["_id"]}
+
+
+# --- history --------------------------------------------------------------------------------------
+
+
+def history_plan(filters: dict[str, Any]) -> tuple[dict[str, Any], list[tuple[str, int]]]:
+    """The query and the index hint for a history listing: the first filtered field in
+    HISTORY_INDEX_FIELDS leads, so every combination is an index scan, never a collection scan."""
+    for fields in HISTORY_INDEX_FIELDS:
+        if fields[0] in filters:
+            return filters, _history_index(fields)
+    return filters, [(HK, DESCENDING)]
+
+
+def history_bounds(lower: datetime | None, upper: datetime | None, cursor: str | None) -> dict[str, Any]:
+    """started_at range and the cursor as bounds on history_key (inclusive dates, exclusive cursor)."""
+    bounds: dict[str, Any] = {}
+    if lower is not None:
+        bounds["$gte"] = iso_utc(lower)
+    upper_key = iso_utc(upper) + "}" if upper is not None else None  # "}" sorts after "|<id>"
+    if cursor:
+        values = decode_cursor(cursor)
+        after = str(values[0]) if values else ""
+        upper_key = min(upper_key, after) if upper_key else after
+    if upper_key is not None:
+        bounds["$lt"] = upper_key
+    return {HK: bounds} if bounds else {}
+
+
+async def history_page(db: Database, filters: dict[str, Any], limit: int) -> tuple[list[Doc], str | None]:
+    query, hint = history_plan(filters)
+    docs = await db.audits.find(query).sort(HK, DESCENDING).hint(hint).limit(limit + 1).to_list()
+    if len(docs) <= limit:
+        return docs, None
+    rows = docs[:limit]
+    return rows, encode_cursor([rows[-1][HK]])
+
+
+async def explain_history(db: Database, filters: dict[str, Any]) -> dict[str, Any]:
+    query, hint = history_plan(filters)
+    return dict(await db.audits.find(query).sort(HK, DESCENDING).hint(hint).limit(51).explain())
+
+
+# --- findings -------------------------------------------------------------------------------------
+
+
+async def insert_findings(db: Database, findings: list[Doc], session: AsyncClientSession) -> None:
+    if findings:
+        await db.findings.insert_many(findings, session=session)
+
+
+async def findings_of(db: Database, audit_id: str, session: AsyncClientSession | None = None) -> list[Doc]:
+    return await db.findings.find({"audit_id": audit_id}, session=session).sort("item_id", 1).to_list()
+
+
+async def finding(db: Database, finding_id: str) -> Doc | None:
+    return await db.findings.find_one({"_id": finding_id})
+
+
+async def findings_page(
+    db: Database, filters: dict[str, Any], limit: int, cursor: str | None
+) -> tuple[list[Doc], str | None]:
+    hint: Any = [("created_at", -1), ("_id", -1)]
+    for field in ("audit_id", "branch_id", "region_id", "severity"):
+        if field in filters:
+            hint = (
+                [("audit_id", 1), ("item_id", 1)]
+                if field == "audit_id"
+                else [(field, 1), ("created_at", -1), ("_id", -1)]
+            )
+            break
+    query = combine(filters, after_filter(LIST_SORT, cursor))
+    docs = await db.findings.find(query).sort(LIST_SORT).hint(hint).limit(limit + 1).to_list()
+    return page_of(docs, LIST_SORT, limit)
+
+
+# --- appeals --------------------------------------------------------------------------------------
+
+
+async def appeal(db: Database, appeal_id: str) -> Doc | None:
+    return await db.appeals.find_one({"_id": appeal_id})
+
+
+async def appeal_by_key(db: Database, filed_by: str, key: str) -> Doc | None:
+    return await db.appeals.find_one({"filed_by": filed_by, "idempotency_key": key})
+
+
+async def appeals_of(db: Database, audit_id: str) -> list[Doc]:
+    return await db.appeals.find({"audit_id": audit_id}).sort("filed_at", 1).to_list()
+
+
+async def appeals_page(
+    db: Database, filters: dict[str, Any], limit: int, cursor: str | None
+) -> tuple[list[Doc], str | None]:
+    query = combine(filters, after_filter(APPEAL_SORT, cursor))
+    docs = await db.appeals.find(query).sort(APPEAL_SORT).limit(limit + 1).to_list()
+    return page_of(docs, APPEAL_SORT, limit)
+
+
+def public_appeal(doc: Doc) -> dict[str, Any]:
+    return {
+        k: doc.get(k)
+        for k in (
+            "finding_id",
+            "audit_id",
+            "branch_id",
+            "region_id",
+            "reason",
+            "status",
+            "filed_by",
+            "filed_at",
+            "decided_by",
+            "decided_at",
+            "comment",
+        )
+    } | {"id": doc["_id"], "photo_ids": list(doc.get("photo_ids") or [])}

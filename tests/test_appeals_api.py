@@ -1,0 +1,148 @@
+"""Appeals: filed by the branch head within the window, decided by compliance, overturn re-scores."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from typing import Any
+
+from server.clock import FakeClock
+from server.context import Services
+from tests.audit_factories import add_photo, ids_by, passing_answers, publish_checklist, start_body
+from tests.conftest import Api, assert_problem
+
+
+async def released_audit(api: Api, services: Services, clock: FakeClock) -> dict[str, Any]:
+    await publish_checklist(services.db)
+    branch = (await ids_by(services.db, "branches", "code"))["SH-LJZ"]
+    audit_id = str(uuid.uuid4())
+    await api.json(
+        "PUT", f"/api/v1/audits/{audit_id}", "inspector", expect=201, json=start_body(branch["_id"], clock.now())
+    )
+    await add_photo(services.db, audit_id, "lobby_photo", branch["_id"])
+    await add_photo(services.db, audit_id, "hall_clean", branch["_id"])
+    await api.json(
+        "PATCH",
+        f"/api/v1/audits/{audit_id}/answers",
+        "inspector",
+        expect=200,
+        json=passing_answers(clock.now(), hall_clean=False, atm_working=False),
+    )
+    submitted = await api.json("POST", f"/api/v1/audits/{audit_id}/submit", "inspector", expect=200)
+    await api.json("POST", f"/api/v1/audits/{audit_id}/release", "compliance", expect=200)
+    findings = {f["item_id"]: f["id"] for f in submitted["findings"]}
+    return {"audit_id": audit_id, "findings": findings, "submitted": submitted}
+
+
+async def test_overturned_appeal_rescores_the_audit(api: Api, services: Services, clock: FakeClock) -> None:
+    ctx = await released_audit(api, services, clock)
+    assert ctx["submitted"]["grade"] == "F"
+    finding_id = ctx["findings"]["atm_working"]
+    appeal = await api.json(
+        "POST",
+        f"/api/v1/findings/{finding_id}/appeal",
+        "branch_head",
+        expect=201,
+        json={"reason": "The ATM was being refilled by the cash carrier"},
+    )
+    assert appeal["status"] == "pending"
+    resp = await api.call("POST", f"/api/v1/findings/{finding_id}/appeal", "branch_head", json={"reason": "again"})
+    assert_problem(resp, await resp.json(), 409)
+    pending = await api.json("GET", "/api/v1/appeals?status=pending", "compliance", expect=200)
+    assert [a["id"] for a in pending["items"]] == [appeal["id"]]
+
+    decided = await api.json(
+        "POST",
+        f"/api/v1/appeals/{appeal['id']}/decision",
+        "compliance",
+        expect=200,
+        json={"outcome": "overturned", "comment": "Carrier log confirms"},
+    )
+    assert decided["status"] == "overturned"
+    resp = await api.call(
+        "POST", f"/api/v1/appeals/{appeal['id']}/decision", "compliance", json={"outcome": "upheld", "comment": "x"}
+    )
+    assert_problem(resp, await resp.json(), 409)
+    audit = await services.db.audits.find_one({"_id": ctx["audit_id"]})
+    assert audit is not None
+    assert audit["critical_failed"] is False and audit["grade"] == "B" and audit["score"] == 87.5
+    assert audit["finding_counts"] == {"minor": 0, "major": 1, "critical": 0}
+    finding = await services.db.findings.find_one({"_id": finding_id})
+    assert finding is not None and finding["status"] == "overturned" and finding["pending_appeal_id"] is None
+    rescored = await services.db.events.find_one({"type": "audit.rescored"})
+    assert rescored is not None
+    assert rescored["payload"]["old_grade"] == "F" and rescored["payload"]["new_grade"] == "B"
+    assert rescored["payload"]["new_score"] == 87.5
+    types = {e["type"] for e in await services.db.events.find({"subject.type": "appeal"}).to_list()}
+    assert types == {"appeal.filed", "appeal.decided"}
+    actions = {t["action"] for t in await services.db.trail.find({"entity_type": "appeal"}).to_list()}
+    assert actions == {"appeal.file", "appeal.decide"}
+    resp = await api.call("POST", f"/api/v1/findings/{finding_id}/appeal", "branch_head", json={"reason": "x"})
+    assert_problem(resp, await resp.json(), 409)  # no longer open
+
+
+async def test_upheld_appeal_changes_no_score(api: Api, services: Services, clock: FakeClock) -> None:
+    ctx = await released_audit(api, services, clock)
+    finding_id = ctx["findings"]["hall_clean"]
+    appeal = await api.json(
+        "POST",
+        f"/api/v1/findings/{finding_id}/appeal",
+        "branch_head",
+        expect=201,
+        json={"reason": "It had just rained"},
+    )
+    await api.json(
+        "POST",
+        f"/api/v1/appeals/{appeal['id']}/decision",
+        "compliance",
+        expect=200,
+        json={"outcome": "upheld", "comment": "Still dirty"},
+    )
+    audit = await services.db.audits.find_one({"_id": ctx["audit_id"]})
+    assert audit is not None and audit["score"] == ctx["submitted"]["score"] and audit["grade"] == "F"
+    assert await services.db.events.count_documents({"type": "audit.rescored"}) == 0
+
+
+async def test_idempotency_key_replays_the_same_appeal(api: Api, services: Services, clock: FakeClock) -> None:
+    ctx = await released_audit(api, services, clock)
+    path = f"/api/v1/findings/{ctx['findings']['hall_clean']}/appeal"
+    headers = {"Idempotency-Key": "k-1"}
+    first = await api.json("POST", path, "branch_head", expect=201, json={"reason": "r"}, headers=headers)
+    again = await api.json("POST", path, "branch_head", expect=200, json={"reason": "r"}, headers=headers)
+    assert again["id"] == first["id"]
+    assert await services.db.appeals.count_documents({}) == 1
+
+
+async def test_appeal_window_and_who_may_appeal(api: Api, services: Services, clock: FakeClock) -> None:
+    ctx = await released_audit(api, services, clock)
+    path = f"/api/v1/findings/{ctx['findings']['hall_clean']}/appeal"
+    for who, status in (("inspector", 403), ("compliance", 403), ("regional_manager", 403)):
+        resp = await api.call("POST", path, who, json={"reason": "r"})
+        assert_problem(resp, await resp.json(), status)
+    clock.advance(timedelta(days=services.settings.appeal_window_days, seconds=1))
+    resp = await api.call("POST", path, "branch_head", json={"reason": "late"})
+    assert_problem(resp, await resp.json(), 409)
+    resp = await api.call("POST", f"/api/v1/findings/{uuid.uuid4()}/appeal", "branch_head", json={"reason": "r"})
+    assert_problem(resp, await resp.json(), 404)
+
+
+async def test_appeal_refused_before_release(api: Api, services: Services, clock: FakeClock) -> None:
+    await publish_checklist(services.db)
+    branch = (await ids_by(services.db, "branches", "code"))["SH-LJZ"]
+    audit_id = str(uuid.uuid4())
+    await api.json(
+        "PUT", f"/api/v1/audits/{audit_id}", "inspector", expect=201, json=start_body(branch["_id"], clock.now())
+    )
+    await add_photo(services.db, audit_id, "lobby_photo", branch["_id"])
+    await api.json(
+        "PATCH",
+        f"/api/v1/audits/{audit_id}/answers",
+        "inspector",
+        expect=200,
+        json=passing_answers(clock.now(), badge_worn=False),
+    )
+    result = await api.json("POST", f"/api/v1/audits/{audit_id}/submit", "inspector", expect=200)
+    resp = await api.call(
+        "POST", f"/api/v1/findings/{result['findings'][0]['id']}/appeal", "branch_head", json={"reason": "r"}
+    )
+    assert_problem(resp, await resp.json(), 404)
