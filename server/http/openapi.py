@@ -67,6 +67,11 @@ def build_spec(operations: list[Operation], version: str) -> dict[str, Any]:
             codes.update({401: "Not authenticated", 403: "Role or scope forbids it"})
         if "{" in op.path:
             codes[404] = "Not found or outside the caller's scope"
+        if op.method in ("POST", "PUT", "PATCH", "DELETE"):
+            # Duplicates, stale states and illegal transitions.
+            codes[409] = "Conflicts with the current state"
+        if op.body is not None or op.raw_body:
+            codes[408] = "Request body arrived too slowly"
         codes.update(op.extra_responses)
         for code, text in codes.items():
             if 200 <= code < 400:
