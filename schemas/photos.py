@@ -1,0 +1,86 @@
+"""Request and response shapes of photo evidence and resumable uploads."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field, field_validator
+
+from schemas.common import StrictModel
+
+OwnerType = Literal["audit", "rectification"]
+
+
+class GeoPoint(BaseModel):
+    lat: float
+    lon: float
+
+
+class Device(BaseModel):
+    make: str | None = None
+    model: str | None = None
+
+
+class PhotoPublic(BaseModel):
+    """A photo's metadata. `gps` and `device` are never shown to branch roles."""
+
+    id: str
+    sha256: str
+    size: int
+    media_type: str
+    width: int
+    height: int
+    owner_type: OwnerType
+    audit_id: str | None = None
+    item_id: str | None = None
+    rectification_id: str | None = None
+    branch_id: str
+    uploader_id: str
+    uploaded_at: datetime
+    captured_at: datetime | None = None
+    captured_at_source: Literal["exif_offset", "branch_local"] | None = Field(
+        default=None,
+        description="exif_offset: the camera wrote its UTC offset; branch_local: read as branch time",
+    )
+    gps: GeoPoint | None = None
+    device: Device | None = None
+    orientation: int = Field(description="EXIF orientation of the original (1 = upright)")
+    phash: str = Field(description="64-bit perceptual hash, hex")
+    flags: list[str] = Field(description="anti-fraud flags; the photo is kept whatever they say")
+    purged: bool = Field(description="bytes removed by the retention purge; metadata kept")
+    url: str
+    thumbnail_url: str
+
+
+class PhotoList(BaseModel):
+    items: list[PhotoPublic]
+
+
+class ThumbnailQuery(StrictModel):
+    size: int = Field(default=320, description="320 or 1280 (pixels, longest side)")
+
+    @field_validator("size")
+    @classmethod
+    def known_size(cls, value: int) -> int:
+        if value not in (320, 1280):
+            raise ValueError("size must be 320 or 1280")
+        return value
+
+
+class UploadStatus(BaseModel):
+    """A tus upload as seen outside the tus protocol (progress and the resulting photo)."""
+
+    id: str
+    status: Literal["receiving", "complete", "rejected"]
+    offset: int
+    length: int
+    owner_type: OwnerType
+    audit_id: str | None = None
+    item_id: str | None = None
+    rectification_id: str | None = None
+    filename: str | None = None
+    photo_id: str | None = None
+    problem: dict[str, object] | None = None
+    created_at: datetime
+    expires_at: datetime

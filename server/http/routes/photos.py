@@ -1,0 +1,487 @@
+"""Photo evidence: uploads (multipart and tus), serving with ETag/Range, thumbnails, metadata, deletion."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from schemas.photo_events import PhotoDeleted
+from schemas.photos import PhotoList, PhotoPublic, ThumbnailQuery, UploadStatus
+from server.context import Services, UnitOfWork
+from server.db import Doc
+from server.errors import (
+    BadRequest,
+    Forbidden,
+    InvalidTransition,
+    NotFound,
+    PayloadTooLarge,
+    Problem,
+    UnsupportedMediaType,
+    ValidationFailed,
+    field_error,
+)
+from server.http import authz
+from server.http.api import ApiRouter, json_response, match_info, query_of
+from server.http.authz import Principal
+from server.http.request_meta import actor
+from server.keys import SERVICES
+from server.photos import owners, tus
+from server.photos.form import read_upload_form
+from server.photos.pipeline import StoredPhoto, rejection, store_photo
+from server.photos.serving import stream_file, strong_etag
+from server.photos.spool import READ_CHUNK_BYTES, Spool
+from server.photos.variants import PhotoGone, ensure_sanitized, ensure_thumbnail
+from server.storage import photos as store
+
+router = ApiRouter("photos")
+
+FIELD_ROLES = authz.FIELD_ROLES
+UPLOADERS = frozenset({*authz.FIELD_ROLES, authz.BRANCH_HEAD})
+# Branch staff see evidence without where it was taken or with what device.
+SANITIZED_ROLES = frozenset({authz.BRANCH_HEAD, authz.REGIONAL_MANAGER})
+UPLOAD_ERRORS = {
+    200: "These bytes were already this owner's photo (a retried upload); the same photo",
+    409: "The audit or rectification no longer takes photos",
+    413: "File larger than the limit",
+    415: "Not a JPEG, PNG, WebP or HEIC/HEIF image",
+    422: "Empty, corrupt, truncated or hostile image",
+}
+
+
+def public_photo(doc: Doc, who: Principal) -> dict[str, Any]:
+    """A photo's metadata for this caller: no GPS or device for branch roles."""
+    hide = who.role in SANITIZED_ROLES
+    return PhotoPublic(
+        id=doc["_id"],
+        sha256=doc["sha256"],
+        size=doc["size"],
+        media_type=doc["media_type"],
+        width=doc["width"],
+        height=doc["height"],
+        owner_type=doc["owner_type"],
+        audit_id=doc.get("audit_id"),
+        item_id=doc.get("item_id"),
+        rectification_id=doc.get("rectification_id"),
+        branch_id=doc["branch_id"],
+        uploader_id=doc["uploader_id"],
+        uploaded_at=doc["uploaded_at"],
+        captured_at=doc.get("captured_at"),
+        captured_at_source=doc.get("captured_at_source"),
+        gps=None if hide else doc.get("gps"),
+        device=None if hide else doc.get("device"),
+        orientation=doc.get("orientation", 1),
+        phash=doc["phash"],
+        flags=doc.get("flags", []),
+        purged=bool(doc.get("purged")),
+        url=f"/api/v1/photos/{doc['_id']}",
+        thumbnail_url=f"/api/v1/photos/{doc['_id']}/thumbnail",
+    ).model_dump(mode="json")
+
+
+def _stored_response(stored: StoredPhoto, who: Principal) -> web.Response:
+    return json_response(
+        public_photo(stored.doc, who),
+        status=201 if stored.created else 200,
+        headers={"Location": f"/api/v1/photos/{stored.doc['_id']}"},
+    )
+
+
+# --- direct uploads ------------------------------------------------------------------------------
+
+
+@router.post(
+    "/api/v1/audits/{audit_id}/photos",
+    summary="Add a photo to an audit item (multipart: file, item_id)",
+    roles=FIELD_ROLES,
+    raw_body=True,
+    body_content_types=("multipart/form-data",),
+    response=PhotoPublic,
+    status=201,
+    extra_responses=UPLOAD_ERRORS,
+)
+async def upload_audit_photo(request: web.Request) -> web.Response:
+    services = request.app[SERVICES]
+    who = authz.principal(request)
+    audit = await owners.audit_for_upload(services.db, who, match_info(request, "audit_id"))
+    with await read_upload_form(request, services.settings.max_upload_bytes) as form:
+        owner = await owners.audit_owner(services.db, audit, form.fields.get("item_id"))
+        stored = await store_photo(services, actor(request), owner, form.spool, form.filename)
+    return _stored_response(stored, who)
+
+
+@router.post(
+    "/api/v1/rectifications/{rectification_id}/photos",
+    summary="Add 'after' evidence to a rectification (multipart: file)",
+    roles={authz.BRANCH_HEAD},
+    raw_body=True,
+    body_content_types=("multipart/form-data",),
+    response=PhotoPublic,
+    status=201,
+    extra_responses=UPLOAD_ERRORS,
+)
+async def upload_rectification_photo(request: web.Request) -> web.Response:
+    services = request.app[SERVICES]
+    who = authz.principal(request)
+    owner = await owners.rectification_owner(services.db, who, match_info(request, "rectification_id"))
+    with await read_upload_form(request, services.settings.max_upload_bytes) as form:
+        stored = await store_photo(services, actor(request), owner, form.spool, form.filename)
+    return _stored_response(stored, who)
+
+
+# --- reading -------------------------------------------------------------------------------------
+
+
+async def _visible_photo(request: web.Request) -> tuple[Services, Principal, Doc]:
+    services = request.app[SERVICES]
+    who = authz.principal(request)
+    doc = await store.photo(services.db, match_info(request, "photo_id"))
+    if doc is None or not await owners.can_view_photo(services.db, who, doc):
+        raise NotFound("Photo not found")
+    return services, who, doc
+
+
+@router.get("/api/v1/audits/{audit_id}/photos", summary="The photos of an audit", response=PhotoList)
+async def list_audit_photos(request: web.Request) -> web.Response:
+    services = request.app[SERVICES]
+    who = authz.principal(request)
+    audit = await services.db.audits.find_one({"_id": match_info(request, "audit_id")})
+    if audit is None or not owners.can_view_audit(who, audit):
+        raise NotFound("Audit not found")
+    docs = await store.photos_of_audit(services.db, audit["_id"])
+    return json_response({"items": [public_photo(d, who) for d in docs if d["owner_type"] == "audit"]})
+
+
+@router.get(
+    "/api/v1/photos/{photo_id}",
+    summary="A photo's bytes (sanitized and upright for branch roles)",
+    response_content_type="image/*",
+    extra_responses={
+        206: "Partial content (Range)",
+        304: "Not modified (If-None-Match)",
+        410: "Bytes removed by the retention policy",
+        416: "Range not satisfiable",
+    },
+)
+async def get_photo(request: web.Request) -> web.StreamResponse:
+    services, who, doc = await _visible_photo(request)
+    if doc.get("purged"):
+        raise PhotoGone("This photo's bytes were removed by the retention policy; its metadata remains")
+    disposition = {"Content-Disposition": f'inline; filename="{doc["_id"]}"', "Vary": "Authorization"}
+    if who.role in SANITIZED_ROLES:
+        variant = await ensure_sanitized(services, doc)
+        return await stream_file(
+            request,
+            services.db,
+            variant["gridfs_id"],
+            variant["size"],
+            variant["media_type"],
+            strong_etag(doc["sha256"], "sanitized"),
+            disposition,
+        )
+    return await stream_file(
+        request,
+        services.db,
+        doc["gridfs_id"],
+        doc["size"],
+        doc["media_type"],
+        strong_etag(doc["sha256"], "original"),
+        disposition,
+    )
+
+
+@router.get(
+    "/api/v1/photos/{photo_id}/thumbnail",
+    summary="A JPEG thumbnail (size=320 or 1280)",
+    query=ThumbnailQuery,
+    response_content_type="image/jpeg",
+    extra_responses={304: "Not modified (If-None-Match)", 410: "Bytes removed by the retention policy"},
+)
+async def get_thumbnail(request: web.Request) -> web.StreamResponse:
+    services, _who, doc = await _visible_photo(request)
+    size = query_of(request, ThumbnailQuery).size
+    if doc.get("purged"):
+        raise PhotoGone("This photo's bytes were removed by the retention policy; its metadata remains")
+    file_id = await ensure_thumbnail(services, doc, size)
+    stored = await services.db[f"{store.BUCKET}.files"].find_one({"_id": file_id}, {"length": 1})
+    if stored is None:
+        raise Problem("Thumbnail missing after it was made")
+    return await stream_file(
+        request,
+        services.db,
+        file_id,
+        int(stored["length"]),
+        "image/jpeg",
+        strong_etag(doc["sha256"], f"thumb{size}"),
+        {"Vary": "Authorization"},
+    )
+
+
+@router.get(
+    "/api/v1/photos/{photo_id}/meta",
+    summary="A photo's metadata (no GPS or device for branch roles)",
+    response=PhotoPublic,
+)
+async def get_photo_meta(request: web.Request) -> web.Response:
+    _services, who, doc = await _visible_photo(request)
+    return json_response(public_photo(doc, who))
+
+
+# --- deletion ------------------------------------------------------------------------------------
+
+
+@router.delete(
+    "/api/v1/photos/{photo_id}",
+    summary="Remove a photo from an audit still in progress (its uploader)",
+    roles=FIELD_ROLES | {authz.BRANCH_HEAD, authz.REGIONAL_MANAGER, authz.ADMIN, authz.COMPLIANCE},
+    status=204,
+    extra_responses={409: "The audit was submitted or released: evidence is retained"},
+)
+async def delete_photo(request: web.Request) -> web.Response:
+    services, who, doc = await _visible_photo(request)
+    if who.role not in FIELD_ROLES or doc["owner_type"] != "audit" or doc["uploader_id"] != who.user_id:
+        raise Forbidden("Only the inspector who took a photo may remove it, while the audit is in progress")
+    audit_id = doc["audit_id"]
+
+    async def work(uow: UnitOfWork) -> None:
+        still_open = await uow.db.audits.count_documents(
+            {"_id": audit_id, "status": {"$in": list(owners.UPLOAD_AUDIT_STATUSES)}},
+            session=uow.session,
+            limit=1,
+        )
+        if not still_open:
+            raise InvalidTransition("The audit was submitted or released; its evidence is retained")
+        await uow.db.photos.delete_one({"_id": doc["_id"]}, session=uow.session)
+        uow.emit(
+            PhotoDeleted(
+                photo_id=doc["_id"], owner_type="audit", audit_id=audit_id, item_id=doc.get("item_id")
+            ),
+            subject_type="photo",
+            subject_id=doc["_id"],
+            audit_id=audit_id,
+            branch_id=doc["branch_id"],
+        )
+        uow.record(
+            "photo.delete",
+            "photo",
+            doc["_id"],
+            {"sha256": doc["sha256"], "item_id": doc.get("item_id")},
+            audit_id=audit_id,
+        )
+
+    await services.transact(actor(request), work)
+    for file_id in store.stored_file_ids(doc):
+        await store.delete_file(services.db, file_id)
+    return web.Response(status=204)
+
+
+# --- tus 1.0 resumable uploads ---------------------------------------------------------------------
+
+
+@router.route(
+    "OPTIONS",
+    tus.UPLOADS_PATH,
+    summary="tus discovery: versions, extensions, maximum size",
+    roles=None,
+    status=204,
+)
+async def tus_options(request: web.Request) -> web.Response:
+    services = request.app[SERVICES]
+    return web.Response(
+        status=204,
+        headers={
+            "Tus-Version": tus.TUS_VERSION,
+            "Tus-Extension": tus.TUS_EXTENSIONS,
+            "Tus-Max-Size": str(services.settings.max_upload_bytes),
+        },
+    )
+
+
+@router.post(
+    tus.UPLOADS_PATH,
+    summary="tus creation: Upload-Length and Upload-Metadata (audit_id + item_id, or "
+    "rectification_id; filename), base64 values",
+    roles=UPLOADERS,
+    status=201,
+    raw_body=True,
+    body_content_types=(tus.OFFSET_CONTENT_TYPE,),
+    extra_responses={412: "Tus-Resumable is not 1.0.0", 413: "Upload-Length above Tus-Max-Size"},
+)
+async def tus_create(request: web.Request) -> web.Response:
+    tus.require_tus_version(request)
+    services = request.app[SERVICES]
+    who = authz.principal(request)
+    if "Upload-Defer-Length" in request.headers:
+        raise BadRequest("Upload-Defer-Length is not supported; send Upload-Length")
+    length = tus.header_int(request, "Upload-Length")
+    limit = services.settings.max_upload_bytes
+    if length > limit:
+        raise PayloadTooLarge(
+            f"Upload-Length is above the {limit} bytes allowed",
+            errors=[field_error(["body", "file"], f"larger than {limit} bytes")],
+        )
+    if length == 0:
+        raise rejection(422, "is empty (zero bytes)")
+    metadata = tus.parse_metadata(request.headers.get("Upload-Metadata"))
+    owner = await _metadata_owner(services, who, metadata)
+    doc = tus.new_upload(
+        user_id=who.user_id,
+        owner=owner,
+        filename=metadata.get("filename"),
+        length=length,
+        now=services.clock.now(),
+    )
+    await services.db.uploads.insert_one(doc)
+    return web.Response(status=201, headers={"Location": f"{tus.UPLOADS_PATH}/{doc['_id']}"})
+
+
+async def _metadata_owner(services: Services, who: Principal, metadata: dict[str, str]) -> dict[str, Any]:
+    """Check, at creation, that the caller may add a photo where the metadata says."""
+    if metadata.get("rectification_id"):
+        rect = await owners.rectification_owner(services.db, who, metadata["rectification_id"])
+        return {
+            "owner_type": "rectification",
+            "rectification_id": rect.owner_id,
+            "audit_id": rect.audit_id,
+            "item_id": None,
+        }
+    if not metadata.get("audit_id"):
+        raise ValidationFailed(
+            "Upload-Metadata must name audit_id and item_id, or rectification_id",
+            errors=[field_error(["header", "Upload-Metadata"], "audit_id or rectification_id")],
+        )
+    if who.role not in FIELD_ROLES:
+        raise Forbidden("Only inspectors and mystery shoppers add photos to audits")
+    audit = await owners.audit_for_upload(services.db, who, metadata["audit_id"])
+    owner = await owners.audit_owner(services.db, audit, metadata.get("item_id"))
+    return {
+        "owner_type": "audit",
+        "audit_id": owner.owner_id,
+        "item_id": owner.item_id,
+        "rectification_id": None,
+    }
+
+
+def _progress_headers(upload: Doc, offset: int) -> dict[str, str]:
+    headers = {"Upload-Offset": str(offset), "Cache-Control": "no-store"}
+    if upload.get("photo_id"):
+        headers["Photo-Id"] = upload["photo_id"]
+        headers["Photo-Location"] = f"/api/v1/photos/{upload['photo_id']}"
+    return headers
+
+
+@router.route(
+    "HEAD",
+    tus.UPLOADS_PATH + "/{upload_id}",
+    summary="tus: how many bytes are stored (Upload-Offset)",
+    roles=UPLOADERS,
+    extra_responses={412: "Tus-Resumable is not 1.0.0"},
+)
+async def tus_head(request: web.Request) -> web.Response:
+    tus.require_tus_version(request)
+    services = request.app[SERVICES]
+    upload = await tus.upload_of(services, match_info(request, "upload_id"), authz.principal(request).user_id)
+    return web.Response(
+        status=200,
+        headers={**_progress_headers(upload, upload["offset"]), "Upload-Length": str(upload["length"])},
+    )
+
+
+@router.patch(
+    tus.UPLOADS_PATH + "/{upload_id}",
+    summary="tus: append bytes at Upload-Offset",
+    roles=UPLOADERS,
+    status=204,
+    raw_body=True,
+    body_content_types=(tus.OFFSET_CONTENT_TYPE,),
+    extra_responses={
+        409: "Upload-Offset differs from the stored offset",
+        412: "Tus-Resumable is not 1.0.0",
+        413: "Bytes past Upload-Length",
+        415: "Not application/offset+octet-stream",
+        422: "The completed upload is not an acceptable image",
+    },
+)
+async def tus_patch(request: web.Request) -> web.Response:
+    tus.require_tus_version(request)
+    services = request.app[SERVICES]
+    who = authz.principal(request)
+    upload = await tus.upload_of(services, match_info(request, "upload_id"), who.user_id)
+    if request.content_type != tus.OFFSET_CONTENT_TYPE:
+        raise UnsupportedMediaType(f"PATCH bodies are {tus.OFFSET_CONTENT_TYPE}")
+    offset = tus.header_int(request, "Upload-Offset")
+    if offset != upload["offset"]:
+        raise tus.OffsetMismatch(f"Upload-Offset {offset} differs from the {upload['offset']} bytes stored")
+    if upload["status"] == "complete":
+        return web.Response(status=204, headers=_progress_headers(upload, offset))
+    if upload["status"] == "rejected":
+        raise InvalidTransition(f"This upload was refused: {(upload.get('problem') or {}).get('detail', '')}")
+    if request.content_length is not None and offset + request.content_length > upload["length"]:
+        raise PayloadTooLarge(f"The body goes past Upload-Length ({upload['length']} bytes)")
+    offset, interrupted = await tus.receive(
+        services, upload, offset, lambda: request.content.read(READ_CHUNK_BYTES)
+    )
+    if not interrupted and offset == upload["length"]:
+        upload = await _complete(request, services, who, upload)
+    return web.Response(status=204, headers=_progress_headers(upload, offset))
+
+
+async def _complete(request: web.Request, services: Services, who: Principal, upload: Doc) -> Doc:
+    """All bytes are in: the same checks and storage as a direct upload, then the pieces are dropped."""
+    if upload["owner_type"] == "audit":
+        audit = await owners.audit_for_upload(services.db, who, upload["audit_id"])
+        owner = await owners.audit_owner(services.db, audit, upload.get("item_id"))
+    else:
+        owner = await owners.rectification_owner(services.db, who, upload["rectification_id"])
+    with Spool(services.settings.max_upload_bytes) as spool:
+        await tus.assemble(services, upload, spool)
+        try:
+            stored = await store_photo(services, actor(request), owner, spool, upload.get("filename"))
+        except Problem as problem:
+            if problem.status in (415, 422):
+                await tus.finish(services, upload, photo_id=None, problem=problem.body())
+            raise
+    await tus.finish(services, upload, photo_id=stored.doc["_id"], problem=None)
+    return {**upload, "status": "complete", "photo_id": stored.doc["_id"]}
+
+
+@router.delete(
+    tus.UPLOADS_PATH + "/{upload_id}",
+    summary="tus termination: discard an upload",
+    roles=UPLOADERS,
+    status=204,
+    extra_responses={412: "Tus-Resumable is not 1.0.0"},
+)
+async def tus_delete(request: web.Request) -> web.Response:
+    tus.require_tus_version(request)
+    services = request.app[SERVICES]
+    upload = await tus.upload_of(services, match_info(request, "upload_id"), authz.principal(request).user_id)
+    await tus.terminate(services, upload)
+    return web.Response(status=204)
+
+
+@router.get(
+    tus.UPLOADS_PATH + "/{upload_id}",
+    summary="An upload's progress and the photo it became",
+    roles=UPLOADERS,
+    response=UploadStatus,
+)
+async def upload_status(request: web.Request) -> web.Response:
+    services = request.app[SERVICES]
+    upload = await tus.upload_of(services, match_info(request, "upload_id"), authz.principal(request).user_id)
+    body = UploadStatus(
+        id=upload["_id"],
+        status=upload["status"],
+        offset=upload["offset"],
+        length=upload["length"],
+        owner_type=upload["owner_type"],
+        audit_id=upload.get("audit_id"),
+        item_id=upload.get("item_id"),
+        rectification_id=upload.get("rectification_id"),
+        filename=upload.get("filename"),
+        photo_id=upload.get("photo_id"),
+        problem=upload.get("problem"),
+        created_at=upload["created_at"],
+        expires_at=upload["expires_at"],
+    )
+    return json_response(body, headers={"Cache-Control": "no-store"})

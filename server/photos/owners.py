@@ -1,0 +1,166 @@
+"""Whose evidence a photo is (an audit item or a rectification) and who may add, see or remove it."""
+
+from __future__ import annotations
+
+import importlib
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from server.db import Database, Doc
+from server.errors import Forbidden, InvalidTransition, NotFound, ValidationFailed, field_error
+from server.http import authz
+from server.http.authz import Principal
+
+UPLOAD_AUDIT_STATUSES = ("in_progress", "returned")
+UPLOAD_RECTIFICATION_STATUSES = ("open", "rejected")
+ITEM_ID = re.compile(r"^[a-z][a-z0-9_]{1,63}$")
+
+
+@dataclass(frozen=True)
+class Owner:
+    """What an uploaded photo becomes evidence for."""
+
+    owner_type: str  # audit | rectification
+    owner_id: str
+    branch: Doc
+    audit: Doc | None
+    rectification: Doc | None = None
+    item_id: str | None = None
+
+    @property
+    def audit_id(self) -> str | None:
+        if self.audit is not None:
+            return str(self.audit["_id"])
+        return (self.rectification or {}).get("audit_id")
+
+    @property
+    def key(self) -> str:
+        return f"{self.owner_type}:{self.owner_id}"
+
+
+def _audit_rule() -> Callable[[Principal, Doc], bool]:
+    """The audits area's visibility rule once it exists; until then the rule from DATA-MODEL.md."""
+    try:
+        module = importlib.import_module("server.domain.audit_access")
+    except ModuleNotFoundError as exc:
+        if exc.name != "server.domain.audit_access":
+            raise
+        return _documented_audit_rule
+    rule: Callable[[Principal, Doc], bool] = module.can_view_audit
+    return rule
+
+
+def _documented_audit_rule(who: Principal, audit: Doc) -> bool:
+    if who.role in authz.HEAD_OFFICE:
+        return True
+    if who.role in authz.FIELD_ROLES:
+        return bool(audit.get("auditor_id") == who.user_id)
+    if audit.get("status") != "released":
+        return False
+    if who.role == authz.BRANCH_HEAD:
+        return bool(audit.get("branch_id") == who.branch_id)
+    if who.role == authz.REGIONAL_MANAGER:
+        return bool(audit.get("region_id") == who.region_id)
+    return False
+
+
+def can_view_audit(who: Principal, audit: Doc) -> bool:
+    return _audit_rule()(who, audit)
+
+
+def can_view_rectification(who: Principal, rectification: Doc, audit: Doc | None) -> bool:
+    """The branch's scope, head office, and the inspector of the audit it came from."""
+    if who.role in authz.HEAD_OFFICE:
+        return True
+    if who.role in (authz.BRANCH_HEAD, authz.REGIONAL_MANAGER):
+        return authz.can_see_branch(who, rectification["branch_id"], rectification.get("region_id"))
+    if who.role in authz.FIELD_ROLES:
+        return audit is not None and audit.get("auditor_id") == who.user_id
+    return False
+
+
+async def _branch(db: Database, branch_id: str) -> Doc:
+    branch = await db.branches.find_one({"_id": branch_id})
+    if branch is None:
+        raise NotFound("The branch of this evidence no longer exists")
+    return branch
+
+
+async def audit_for_upload(db: Database, who: Principal, audit_id: str) -> Doc:
+    """The audit a field user may add a photo to: their own, still being worked on (checked before the
+    body is read, so a refused upload costs no bandwidth)."""
+    audit = await db.audits.find_one({"_id": audit_id})
+    if audit is None or not can_view_audit(who, audit):
+        raise NotFound("Audit not found")
+    if audit.get("auditor_id") != who.user_id:
+        raise Forbidden("Only the audit's own auditor adds photos to it")
+    if audit.get("status") not in UPLOAD_AUDIT_STATUSES:
+        raise InvalidTransition(
+            f"Photos can be added only while the audit is in progress (it is {audit.get('status')})"
+        )
+    return audit
+
+
+async def audit_owner(db: Database, audit: Doc, item_id: str | None) -> Owner:
+    """The audit item a photo is evidence for."""
+    item = await checked_item(db, audit, item_id)
+    return Owner("audit", audit["_id"], await _branch(db, audit["branch_id"]), audit, item_id=item)
+
+
+async def rectification_owner(db: Database, who: Principal, rectification_id: str) -> Owner:
+    """The rectification a branch head may add "after" evidence to: their branch's, open or rejected."""
+    rect = await db.rectifications.find_one({"_id": rectification_id})
+    if rect is None or who.role != authz.BRANCH_HEAD or rect.get("branch_id") != who.branch_id:
+        raise NotFound("Rectification not found")
+    if rect.get("status") not in UPLOAD_RECTIFICATION_STATUSES:
+        raise InvalidTransition(
+            f"Evidence can be added only while the rectification is open (it is {rect.get('status')})"
+        )
+    audit = await db.audits.find_one({"_id": rect.get("audit_id")}) if rect.get("audit_id") else None
+    return Owner(
+        "rectification", rectification_id, await _branch(db, rect["branch_id"]), audit, rectification=rect
+    )
+
+
+async def checked_item(db: Database, audit: Doc, item_id: str | None) -> str:
+    """The item id, validated against the audit's pinned checklist version when that is available."""
+    if not item_id:
+        raise ValidationFailed("item_id is required", errors=[field_error(["body", "item_id"], "required")])
+    if not ITEM_ID.match(item_id):
+        raise ValidationFailed(
+            "item_id is not a valid item id", errors=[field_error(["body", "item_id"], "not a valid item id")]
+        )
+    checklist = await _pinned_checklist(db, audit)
+    if checklist is not None and checklist.item(item_id) is None:
+        raise ValidationFailed(
+            f"{item_id} is not an item of checklist {audit.get('checklist_key')}",
+            errors=[field_error(["body", "item_id"], "not an item of the audit's checklist")],
+        )
+    return item_id
+
+
+async def _pinned_checklist(db: Database, audit: Doc) -> Any:
+    try:
+        module = importlib.import_module("server.storage.checklists")
+    except ModuleNotFoundError as exc:
+        if exc.name != "server.storage.checklists":
+            raise
+        return None
+    key, version = audit.get("checklist_key"), audit.get("checklist_version")
+    if not key or version is None:
+        return None
+    return await module.get_version(db, key, int(version))
+
+
+async def can_view_photo(db: Database, who: Principal, photo: Doc) -> bool:
+    """Photos are seen through the audit or rectification they are evidence for."""
+    if photo["owner_type"] == "audit":
+        audit = await db.audits.find_one({"_id": photo.get("audit_id")})
+        return audit is not None and can_view_audit(who, audit)
+    rect = await db.rectifications.find_one({"_id": photo.get("rectification_id")})
+    if rect is None:
+        return False
+    audit = await db.audits.find_one({"_id": rect.get("audit_id")}) if who.role in authz.FIELD_ROLES else None
+    return can_view_rectification(who, rect, audit)

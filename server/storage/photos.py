@@ -1,0 +1,125 @@
+"""Photos (metadata in `photos`, bytes in the GridFS bucket `photos`) and resumable uploads in progress."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+from gridfs.asynchronous.grid_file import AsyncGridFSBucket
+from gridfs.errors import NoFile
+from pymongo import ASCENDING, IndexModel
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.errors import DuplicateKeyError
+
+from server.db import Database, Doc
+
+BUCKET = "photos"
+# 1 MB chunks: on the embedded server a 1 MB GridFS file with 255 KB chunks stores at ~20 files/s,
+# with 1 MB chunks at ~30 files/s (docs: EMBEDDED-DB.md); fewer documents per photo, same memory bound.
+GRIDFS_CHUNK_BYTES = 1024 * 1024
+# Candidates examined per near-duplicate lookup; a band shared by more photos than this is noise.
+NEAR_DUPLICATE_CANDIDATES = 500
+
+INDEXES: dict[str, list[IndexModel]] = {
+    "photos": [
+        IndexModel("dedup_key", unique=True),
+        IndexModel([("audit_id", ASCENDING), ("item_id", ASCENDING)]),
+        IndexModel([("rectification_id", ASCENDING), ("uploaded_at", ASCENDING)]),
+        IndexModel("sha256"),
+        IndexModel("phash_bands"),
+        IndexModel([("flags", ASCENDING), ("uploaded_at", ASCENDING)]),
+        IndexModel("purge_pending", sparse=True),
+    ],
+    "uploads": [IndexModel([("created_by", ASCENDING), ("created_at", ASCENDING)]), IndexModel("expires_at")],
+    "upload_chunks": [IndexModel([("upload_id", ASCENDING), ("offset", ASCENDING)], unique=True)],
+}
+
+
+def bucket(db: Database) -> AsyncGridFSBucket:
+    """The GridFS bucket holding originals, sanitized variants and thumbnails."""
+    return AsyncGridFSBucket(db, bucket_name=BUCKET, chunk_size_bytes=GRIDFS_CHUNK_BYTES)
+
+
+def dedup_key(owner_type: str, owner_id: str, item_id: str | None, sha256: str) -> str:
+    """Identical bytes for the same owner (audit item, or rectification) are one photo."""
+    return f"{owner_type}:{owner_id}:{item_id or ''}:{sha256}"
+
+
+def owner_key(owner_type: str, owner_id: str) -> str:
+    return f"{owner_type}:{owner_id}"
+
+
+async def count_by_item(db: Database, audit_id: str) -> dict[str, int]:
+    """How many photos each item of an audit has (the audit's own photos, not rectification evidence)."""
+    pipeline: list[dict[str, Any]] = [
+        {"$match": {"audit_id": audit_id, "owner_type": "audit"}},
+        {"$group": {"_id": "$item_id", "n": {"$sum": 1}}},
+    ]
+    cursor = await db.photos.aggregate(pipeline)
+    return {row["_id"]: int(row["n"]) async for row in cursor if row["_id"]}
+
+
+async def photo(db: Database, photo_id: str, session: AsyncClientSession | None = None) -> Doc | None:
+    return await db.photos.find_one({"_id": photo_id}, session=session)
+
+
+async def by_dedup_key(db: Database, key: str) -> Doc | None:
+    return await db.photos.find_one({"dedup_key": key})
+
+
+async def photos_of_audit(db: Database, audit_id: str) -> list[Doc]:
+    return await db.photos.find({"audit_id": audit_id}).sort([("item_id", 1), ("uploaded_at", 1)]).to_list()
+
+
+async def insert_photo(db: Database, doc: Doc, session: AsyncClientSession) -> None:
+    await db.photos.insert_one(doc, session=session)
+
+
+async def same_bytes_elsewhere(db: Database, sha256: str, owner: str) -> bool:
+    """Whether these exact bytes are already evidence for another audit or rectification."""
+    found = await db.photos.find_one({"sha256": sha256, "owner_key": {"$ne": owner}}, {"_id": 1})
+    return found is not None
+
+
+async def near_duplicate_candidates(db: Database, bands: list[str], owner: str) -> list[str]:
+    """Perceptual hashes of other owners' photos sharing at least one band (indexed, no scan)."""
+    cursor = db.photos.find({"phash_bands": {"$in": bands}, "owner_key": {"$ne": owner}}, {"phash": 1}).limit(
+        NEAR_DUPLICATE_CANDIDATES
+    )
+    return [doc["phash"] async for doc in cursor if doc.get("phash")]
+
+
+async def ensure_file(
+    db: Database, file_id: str, filename: str, data: bytes, metadata: dict[str, Any]
+) -> None:
+    """Store bytes under a deterministic id once; a retry or a concurrent writer finds them stored."""
+    if await db[f"{BUCKET}.files"].find_one({"_id": file_id}, {"_id": 1}):
+        return
+    store = bucket(db)
+    with contextlib.suppress(NoFile):
+        await store.delete(file_id)  # chunks of an earlier attempt that died before its files document
+    try:
+        await store.upload_from_stream_with_id(file_id, filename, data, metadata=metadata)
+    except DuplicateKeyError:
+        if not await db[f"{BUCKET}.files"].find_one({"_id": file_id}, {"_id": 1}):
+            raise
+
+
+async def delete_file(db: Database, file_id: Any) -> int:
+    """Remove a GridFS file if present; returns the bytes freed."""
+    files = await db[f"{BUCKET}.files"].find_one({"_id": file_id}, {"length": 1})
+    try:
+        await bucket(db).delete(file_id)
+    except NoFile:
+        return 0
+    return int((files or {}).get("length", 0))
+
+
+def stored_file_ids(doc: Doc) -> list[Any]:
+    """Every GridFS file a photo owns: original, sanitized variant, thumbnails."""
+    ids: list[Any] = [doc["gridfs_id"]] if doc.get("gridfs_id") else []
+    sanitized = (doc.get("variants") or {}).get("sanitized")
+    if sanitized:
+        ids.append(sanitized["gridfs_id"])
+    ids.extend((doc.get("thumbnails") or {}).values())
+    return ids
