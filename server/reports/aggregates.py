@@ -269,9 +269,7 @@ class Streak:
         return len(self.audit_ids)
 
 
-def repeat_streaks(
-    audit_ids: list[str], failed_items: Mapping[str, set[str]], minimum: int = 2
-) -> list[Streak]:
+def repeat_streaks(audit_ids: list[str], failed_items: Mapping[str, set[str]], minimum: int = 2) -> list[Streak]:
     """Runs of consecutive audits (oldest first, one branch and checklist) failing the same item."""
     streaks: list[Streak] = []
     running: dict[str, list[str]] = {}

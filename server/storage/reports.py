@@ -23,13 +23,9 @@ CONTRIBUTIONS = "report_contributions"
 INDEXES: dict[str, list[IndexModel]] = {
     BUCKETS: [
         # trends and a branch head's own scorecard: one key, a run of periods
-        IndexModel(
-            [("dim", ASCENDING), ("interval", ASCENDING), ("key", ASCENDING), ("period_start", ASCENDING)]
-        ),
+        IndexModel([("dim", ASCENDING), ("interval", ASCENDING), ("key", ASCENDING), ("period_start", ASCENDING)]),
         # a regional manager's branches, or one scope's sections
-        IndexModel(
-            [("dim", ASCENDING), ("interval", ASCENDING), ("scope", ASCENDING), ("period_start", ASCENDING)]
-        ),
+        IndexModel([("dim", ASCENDING), ("interval", ASCENDING), ("scope", ASCENDING), ("period_start", ASCENDING)]),
         # head office: every key in a date range
         IndexModel([("dim", ASCENDING), ("interval", ASCENDING), ("period_start", ASCENDING)]),
     ],
@@ -155,9 +151,7 @@ async def rebuild(db: Database, now: datetime, batch_size: int = 2000) -> dict[s
     await db[CONTRIBUTIONS].delete_many({})
     buckets = [_bucket_document(bid, fresh.metas[bid], fields) for bid, fields in fresh.totals.items()]
     for start in range(0, len(buckets), batch_size):
-        await db[BUCKETS].bulk_write(
-            [InsertOne(d) for d in buckets[start : start + batch_size]], ordered=False
-        )
+        await db[BUCKETS].bulk_write([InsertOne(d) for d in buckets[start : start + batch_size]], ordered=False)
     for start in range(0, len(fresh.snapshots), batch_size):
         chunk = [{**s, "counted_at": now} for s in fresh.snapshots[start : start + batch_size]]
         await db[CONTRIBUTIONS].insert_many(chunk, ordered=False)

@@ -1,0 +1,320 @@
+"""`branch-audit generate audits --count N`: synthetic released audit history for demos and benchmarks.
+
+Audits, findings and rectifications are written in the shapes of docs/DATA-MODEL.md with insert_many
+(no events: this is history as if it had always been there), then the report aggregates are rebuilt.
+Every branch has a few chronically weak items, so repeat findings and differing scorecards appear."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from schemas.checklist import Checklist
+from server.context import ActorInfo, Services
+from server.db import Doc
+from server.domain.scoring import grade_for
+from server.settings import Settings
+from server.storage import reports
+from server.storage.audits import history_key
+
+INSERT_BATCH = 1000
+SHIPPED_CHECKLIST = Path(__file__).resolve().parents[2] / "checklists" / "branch-service.yaml"
+DUE_DAYS = {"critical": 1, "major": 3, "minor": 7}
+
+
+def register(subparsers: Any) -> None:
+    generate = subparsers.add_parser("generate", help="synthetic data").add_subparsers(
+        dest="generate_command", required=True
+    )
+    audits = generate.add_parser("audits", help="write released audits, findings and rectifications")
+    audits.add_argument("--count", type=int, required=True, help="audits to write")
+    audits.add_argument(
+        "--branches",
+        type=int,
+        default=None,
+        help="spread over this many synthetic branches (default: the existing branches)",
+    )
+    audits.add_argument("--months", type=int, default=24, help="history length, ending now")
+    audits.add_argument("--seed", type=int, default=1, help="random seed (same seed, same history)")
+    audits.set_defaults(func=cmd_generate_audits)
+
+
+def cmd_generate_audits(args: argparse.Namespace, settings: Settings) -> int:
+    from server.cli import with_database
+
+    async def work(services: Services) -> int:
+        started = time.perf_counter()
+        summary = await generate_history(
+            services, count=args.count, branches=args.branches, months=args.months, seed=args.seed
+        )
+        summary["seconds"] = round(time.perf_counter() - started, 1)
+        print(json.dumps(summary))
+        return 0
+
+    return with_database(settings, work)
+
+
+@dataclass
+class Org:
+    branches: list[Doc]
+    auditors: list[tuple[str, str, str]]  # (id, role, display name)
+    program_ids: list[str] = field(default_factory=list)
+
+
+async def ensure_checklist(services: Services) -> tuple[Checklist, int]:
+    """The shipped branch-service checklist, published if it is not yet."""
+    from server.checklists.loading import load_file
+    from server.checklists.publishing import publish
+    from server.storage import checklists
+
+    current = await checklists.get_current(services.db, "branch-service")
+    if current is not None:
+        return current
+    loaded = load_file(SHIPPED_CHECKLIST)
+    if loaded.checklist is None:
+        raise RuntimeError(f"cannot load {SHIPPED_CHECKLIST}: {loaded.problems}")
+    result = await publish(services, loaded.checklist, ActorInfo.system("generator"))
+    return loaded.checklist, result.version
+
+
+async def ensure_org(services: Services, branches: int | None, rng: random.Random) -> Org:
+    """Synthetic regions and branches when asked for (reused on a second run), else the existing ones."""
+    db = services.db
+    now = services.clock.now()
+    if branches:
+        region_count = max(2, branches // 50)
+        regions = [
+            {
+                "_id": f"gen-region-{r:03d}",
+                "code": f"GEN-R{r:03d}",
+                "name": f"Generated region {r}",
+                "created_at": now,
+            }
+            for r in range(region_count)
+        ]
+        branch_docs = [
+            {
+                "_id": f"gen-branch-{b:05d}",
+                "code": f"GEN-B{b:05d}",
+                "name": f"Generated branch {b}",
+                "region_id": regions[b % region_count]["_id"],
+                "address": f"{b} Generated Street",
+                "location": {"lat": 31.0 + rng.random(), "lon": 121.0 + rng.random()},
+                "geofence_m": 150,
+                "timezone": "Asia/Shanghai" if b % 3 else "Europe/Madrid",
+                "branch_type": "full_service",
+                "opening_hours": {"open": "09:00", "close": "17:00", "weekdays": [0, 1, 2, 3, 4]},
+                "head_user_id": None,
+                "created_at": now,
+            }
+            for b in range(branches)
+        ]
+        existing = {
+            d["_id"] for d in await db.regions.find({"_id": {"$in": [r["_id"] for r in regions]}}, {"_id": 1}).to_list()
+        }
+        missing_regions = [r for r in regions if r["_id"] not in existing]
+        if missing_regions:
+            await db.regions.insert_many(missing_regions)
+        existing = {d["_id"] async for d in db.branches.find({"_id": {"$regex": "^gen-branch-"}}, {"_id": 1})}
+        missing = [b for b in branch_docs if b["_id"] not in existing]
+        for start in range(0, len(missing), INSERT_BATCH):
+            await db.branches.insert_many(missing[start : start + INSERT_BATCH])
+        chosen = branch_docs
+    else:
+        chosen = await db.branches.find({}, {"code": 1, "name": 1, "region_id": 1, "timezone": 1}).to_list()
+        if not chosen:
+            return await ensure_org(services, 20, rng)
+    users = await db.users.find(
+        {"role": {"$in": ["inspector", "mystery_shopper"]}}, {"role": 1, "display_name": 1}
+    ).to_list()
+    auditors = [(u["_id"], u["role"], u.get("display_name") or u["_id"]) for u in users]
+    if not auditors:
+        auditors = [(f"gen-inspector-{i}", "inspector", f"Generated Inspector {i}") for i in range(5)]
+        auditors += [(f"gen-shopper-{i}", "mystery_shopper", f"Generated Shopper {i}") for i in range(5)]
+    return Org(chosen, auditors, [f"gen-program-{p}" for p in range(4)])
+
+
+def _score(checklist: Checklist, failed: set[str]) -> tuple[float, list[Doc], bool]:
+    """Yes/no scoring of the shipped checklist: section points over max, sections weighted."""
+    sections = []
+    weighted = total_weight = 0.0
+    critical_failed = False
+    for section in checklist.sections:
+        scored = [i for i in section.items if i.scored]
+        maximum = sum(i.weight for i in scored)
+        points = sum(i.weight for i in scored if i.id not in failed)
+        critical_failed = critical_failed or any(i.critical and i.id in failed for i in scored)
+        score = round(points / maximum * 100, 2) if maximum else None
+        sections.append({"id": section.id, "score": score, "max": round(maximum, 2), "points": round(points, 2)})
+        if score is not None:
+            weighted += score * section.weight
+            total_weight += section.weight
+    return (round(weighted / total_weight, 2) if total_weight else 0.0), sections, critical_failed
+
+
+def _rectification(finding: Doc, released_at: datetime, now: datetime, rng: random.Random) -> Doc:
+    due_at = released_at + timedelta(days=DUE_DAYS[finding["severity"]])
+    age_days = (now - released_at).days
+    roll = rng.random()
+    closed_at = None
+    if finding["status"] == "overturned":
+        status = "cancelled"
+    elif age_days > 14 or roll < 0.5:
+        status = "verified"
+        closed_at = released_at + timedelta(hours=rng.uniform(2, 24 * DUE_DAYS[finding["severity"]] * 1.6))
+        closed_at = min(closed_at, now)
+    else:
+        status = rng.choice(["open", "submitted", "rejected"])
+    late = (closed_at or now) > due_at
+    return {
+        "_id": str(uuid.uuid4()),
+        "finding_id": finding["_id"],
+        "audit_id": finding["audit_id"],
+        "branch_id": finding["branch_id"],
+        "region_id": finding["region_id"],
+        "item_id": finding["item_id"],
+        "severity": finding["severity"],
+        "status": status,
+        "due_at": due_at,
+        "assignee_id": None,
+        "history": [],
+        "photo_ids": [],
+        "reminder_step": 0,
+        "escalation_level": (1 + int(roll * 2)) if late else 0,
+        "created_at": released_at,
+        "closed_at": closed_at,
+        "overdue": late and status in ("open", "rejected"),
+    }
+
+
+async def generate_history(
+    services: Services,
+    *,
+    count: int,
+    branches: int | None = None,
+    months: int = 24,
+    seed: int = 1,
+    rebuild: bool = True,
+) -> dict[str, Any]:
+    """Write `count` audits (about 95% released) with their findings and rectifications."""
+    rng = random.Random(seed)
+    db = services.db
+    now = services.clock.now()
+    checklist, version = await ensure_checklist(services)
+    org = await ensure_org(services, branches, rng)
+    items = [(section.id, item) for section in checklist.sections for item in section.items if item.scored]
+    # each branch has its own few chronic weaknesses; elsewhere items fail rarely
+    weak = {b["_id"]: set(rng.sample([i.id for _, i in items], k=min(3, len(items)))) for b in org.branches}
+    span = timedelta(days=30 * months)
+    audits: list[Doc] = []
+    findings: list[Doc] = []
+    rects: list[Doc] = []
+    written = {"audits": 0, "findings": 0, "rectifications": 0}
+
+    async def flush() -> None:
+        for collection, docs in (("audits", audits), ("findings", findings), ("rectifications", rects)):
+            if docs:
+                await db[collection].insert_many(docs, ordered=False)
+                written[collection] += len(docs)
+                docs.clear()
+
+    for _ in range(count):
+        branch = rng.choice(org.branches)
+        auditor_id, auditor_role, auditor_name = rng.choice(org.auditors)
+        released = rng.random() < 0.95
+        started_at = now - span * rng.random() - timedelta(days=2)
+        submitted_at = started_at + timedelta(minutes=rng.randint(30, 120))
+        released_at = submitted_at + timedelta(hours=rng.randint(2, 72)) if released else None
+        failed = {
+            i.id
+            for _, i in items
+            if rng.random() < (0.45 if i.id in weak[branch["_id"]] else (0.01 if i.critical else 0.06))
+        }
+        score, sections, critical_failed = _score(checklist, failed)
+        grade = grade_for(checklist, score, critical_failed)
+        audit_id = str(uuid.uuid4())
+        program_id = rng.choice(org.program_ids)
+        counts = {"minor": 0, "major": 0, "critical": 0}
+        open_rects = 0
+        for section_id, item in items:
+            if item.id not in failed:
+                continue
+            counts[item.severity] += 1
+            finding = {
+                "_id": str(uuid.uuid4()),
+                "audit_id": audit_id,
+                "branch_id": branch["_id"],
+                "region_id": branch["region_id"],
+                "program_id": program_id,
+                "checklist_key": checklist.key,
+                "item_id": item.id,
+                "section_id": section_id,
+                "severity": item.severity,
+                "critical": item.critical,
+                "answer": {"value": False, "na": False, "note": None},
+                "photo_ids": [],
+                "status": "overturned" if rng.random() < 0.02 else "open",
+                "fixed_on_spot": rng.random() < 0.1,
+                "covert": auditor_role == "mystery_shopper",
+                "created_at": submitted_at,
+                "released_at": released_at,
+            }
+            findings.append(finding)
+            if released_at is not None:
+                rect = _rectification(finding, released_at, now, rng)
+                open_rects += rect["status"] in ("open", "submitted", "rejected")
+                rects.append(rect)
+        audits.append(
+            {
+                "_id": audit_id,
+                "assignment_id": None,
+                "program_id": program_id,
+                "branch_id": branch["_id"],
+                "region_id": branch["region_id"],
+                "branch_timezone": branch.get("timezone"),
+                "checklist_key": checklist.key,
+                "checklist_version": version,
+                "channel": "in_branch",
+                "covert": auditor_role == "mystery_shopper",
+                "auditor_id": auditor_id,
+                "auditor_role": auditor_role,
+                "auditor_name": auditor_name,
+                "status": "released" if released else "submitted",
+                "started_at": started_at,
+                "history_key": history_key(started_at, audit_id),
+                "checkin": {"at": started_at, "flags": []},
+                "answers": {},
+                "submitted_at": submitted_at,
+                "released_at": released_at,
+                "score": score,
+                "grade": grade,
+                "critical_failed": critical_failed,
+                "result": {
+                    "score": score,
+                    "grade": grade,
+                    "critical_failed": critical_failed,
+                    "sections": sections,
+                    "breakdown": [],
+                    "rules_version": 1,
+                },
+                "finding_counts": counts,
+                "open_rectifications": open_rects,
+                "flags": ["gps_mismatch"] if rng.random() < 0.02 else [],
+                "created_at": started_at,
+                "updated_at": released_at or submitted_at,
+            }
+        )
+        if len(audits) >= INSERT_BATCH:
+            await flush()
+    await flush()
+    summary: dict[str, Any] = {**written, "branches": len(org.branches)}
+    if rebuild:
+        summary["aggregates"] = await reports.rebuild(db, now)
+    return summary
