@@ -78,6 +78,16 @@ class FindingCreated(_Payload):
     fixed_on_spot: bool
 
 
+@event("finding.withdrawn")
+class FindingWithdrawn(_Payload):
+    """The audit was returned to its auditor: the finding's submission is void (the next one creates anew)."""
+
+    finding_id: str
+    audit_id: str
+    branch_id: str
+    item_id: str
+
+
 @event("appeal.filed")
 class AppealFiled(_Payload):
     appeal_id: str

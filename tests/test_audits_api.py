@@ -271,6 +271,8 @@ async def test_review_transitions_and_their_refusals(api: Api, services: Service
     )
     assert returned["status"] == "returned"
     assert await services.db.findings.count_documents({"audit_id": audit_id}) == 0
+    withdrawn = await services.db.events.find({"type": "finding.withdrawn", "subject_ids.audit_id": audit_id}).to_list()
+    assert sorted(e["subject"]["id"] for e in withdrawn) == sorted(f["id"] for f in first["findings"])
     mine = await api.json("GET", path, "inspector", expect=200)
     assert mine["returned_comment"] == "Photo of the lobby is blurred" and mine["status"] == "returned"
     resp = await api.call("POST", f"{path}/return", "compliance", json={"comment": "again"})

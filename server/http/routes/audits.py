@@ -11,7 +11,14 @@ from typing import Any
 from aiohttp import web
 from pymongo.errors import DuplicateKeyError
 
-from schemas.audit_events import AuditReleased, AuditReturned, AuditStarted, AuditSubmitted, FindingCreated
+from schemas.audit_events import (
+    AuditReleased,
+    AuditReturned,
+    AuditStarted,
+    AuditSubmitted,
+    FindingCreated,
+    FindingWithdrawn,
+)
 from schemas.audits import (
     AnswerBatch,
     AnswersResult,
@@ -627,8 +634,17 @@ async def return_audit(request: web.Request) -> web.Response:
         unset = ["result", "score", "grade", "critical_failed", "submitted_at"]
         if not await store.transition(uow.db, audit["_id"], "submitted", changes, uow.session, unset=unset):
             raise InvalidTransition("The audit is no longer submitted")
-        # Findings belong to a submission; the next submission derives them afresh.
+        # Findings belong to a submission; the next submission derives them afresh. Each withdrawal is an event,
+        # so the feed never keeps a finding.created for a finding that no longer exists.
+        withdrawn = await store.findings_of(uow.db, audit["_id"], session=uow.session)
         await uow.db.findings.delete_many({"audit_id": audit["_id"]}, session=uow.session)
+        for finding in withdrawn:
+            uow.emit(
+                FindingWithdrawn(finding_id=finding["_id"], audit_id=audit["_id"], branch_id=audit["branch_id"],
+                                 item_id=finding["item_id"]),
+                subject_type="finding", subject_id=finding["_id"], audit_id=audit["_id"],
+                branch_id=audit["branch_id"],
+            )
         if audit.get("assignment_id"):
             await programs.set_assignment_status(uow.db, audit["assignment_id"], "in_progress", uow.session)
         uow.emit(
