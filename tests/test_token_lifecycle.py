@@ -1,0 +1,87 @@
+"""Expired, revoked (logout) and replayed-refresh tokens stop working on every authenticated endpoint, not only
+on /me (tests/test_auth.py covers the auth endpoints themselves)."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import timedelta
+
+from server.clock import FakeClock
+from server.http.routes import all_routers
+from tests.conftest import Api, assert_problem
+
+PARAM = re.compile(r"\{(\w+)(?::[^}]*)?\}")
+
+
+def authenticated_operations() -> list[tuple[str, str]]:
+    ops = []
+    for router in all_routers():
+        for op in router.operations:
+            if op.roles is None or op.path in ("/api/v1/auth/logout",):
+                continue
+            path = PARAM.sub(lambda m: "1" if m.group(1) == "version" else str(uuid.uuid4()), op.path)
+            ops.append((op.method, path))
+    return ops
+
+
+async def assert_all_refused(api: Api, token: str, why: str) -> None:
+    failures = []
+    for method, path in authenticated_operations():
+        resp = await api.call(method, path, headers={"Authorization": f"Bearer {token}"})
+        if resp.status != 401:
+            failures.append(f"{method} {path}: {resp.status}")
+        elif method != "HEAD" and resp.content_type != "application/problem+json":
+            failures.append(f"{method} {path}: 401 as {resp.content_type}")
+    assert failures == [], f"{why}:\n" + "\n".join(failures)
+
+
+def test_the_sweep_covers_every_area() -> None:
+    prefixes = {path.split("/")[3] for _, path in authenticated_operations()}
+    assert {"audits", "rectifications", "photos", "reports", "exports", "events", "webhooks", "users"} <= prefixes
+
+
+async def test_an_expired_access_token_is_refused_everywhere(api: Api, clock: FakeClock) -> None:
+    tokens = await api.login("compliance")
+    assert (await api.call("GET", "/api/v1/me", headers={"Authorization": f"Bearer {tokens['access_token']}"})
+            ).status == 200
+    clock.advance(timedelta(seconds=tokens["expires_in"] + 1))
+    await assert_all_refused(api, tokens["access_token"], "expired access token")
+    # The refresh token still works and gives a fresh access token.
+    fresh = await api.json("POST", "/api/v1/auth/refresh", json={"refresh_token": tokens["refresh_token"]},
+                           expect=200)
+    me = await api.call("GET", "/api/v1/me", headers={"Authorization": f"Bearer {fresh['access_token']}"})
+    assert me.status == 200
+
+
+async def test_a_logged_out_token_is_refused_everywhere(api: Api) -> None:
+    tokens = await api.login("admin")
+    headers = {"Authorization": f"Bearer {tokens['access_token']}"}
+    assert (await api.call("GET", "/api/v1/webhooks", headers=headers)).status == 200
+    assert (await api.call("POST", "/api/v1/auth/logout", headers=headers)).status == 200
+    await assert_all_refused(api, tokens["access_token"], "logged-out access token")
+    resp = await api.call("POST", "/api/v1/auth/refresh", json={"refresh_token": tokens["refresh_token"]})
+    assert_problem(resp, await resp.json(content_type=None), 401)
+
+
+async def test_a_replayed_refresh_token_kills_the_access_tokens_of_its_family(api: Api) -> None:
+    first = await api.login("branch_head")
+    second = await api.json("POST", "/api/v1/auth/refresh", json={"refresh_token": first["refresh_token"]},
+                            expect=200)
+    headers = {"Authorization": f"Bearer {second['access_token']}"}
+    assert (await api.call("GET", "/api/v1/rectifications", headers=headers)).status == 200
+    replay = await api.call("POST", "/api/v1/auth/refresh", json={"refresh_token": first["refresh_token"]})
+    assert replay.status == 401
+    await assert_all_refused(api, second["access_token"], "access token of a revoked family")
+
+
+async def test_a_token_signed_with_another_secret_or_forged_role_is_refused(api: Api) -> None:
+    import jwt
+
+    tokens = await api.login("inspector")
+    claims = jwt.decode(tokens["access_token"], options={"verify_signature": False})
+    forged = jwt.encode({**claims, "role": "admin"}, "not-the-secret-" + "x" * 32, algorithm="HS256")
+    unsigned = jwt.encode({**claims, "role": "admin"}, None, algorithm="none")
+    for token in (forged, unsigned):
+        resp = await api.call("GET", "/api/v1/users", headers={"Authorization": f"Bearer {token}"})
+        assert_problem(resp, await resp.json(content_type=None), 401)
