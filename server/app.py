@@ -28,7 +28,7 @@ log = logging.getLogger("branch_audit")
 
 def bootstrap(settings: Settings, uri: str, *, clock: Clock | None = None) -> Services:
     """Build the dependencies once; tests pass a fake clock or settings."""
-    client = connect(uri, timeout_ms=settings.db_timeout_ms)
+    client = connect(uri, timeout_ms=settings.db_timeout_ms, socket_timeout_ms=settings.db_socket_timeout_ms or None)
     return Services(
         settings=settings,
         client=client,

@@ -91,6 +91,7 @@ def with_database(settings: Settings, work: Callable[[Any], Awaitable[int]]) -> 
         uri = embedded.uri
 
     async def run() -> int:
+        settings.db_socket_timeout_ms = 0  # one-shot commands may run long aggregations
         services = bootstrap(settings, uri)
         try:
             await ensure_indexes(services.db)

@@ -5,9 +5,18 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+import pymongo
 from pymongo import AsyncMongoClient, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import AutoReconnect, ConnectionFailure, NetworkTimeout, ServerSelectionTimeoutError
+from pymongo.errors import (
+    AutoReconnect,
+    ConnectionFailure,
+    ExecutionTimeout,
+    NetworkTimeout,
+    PyMongoError,
+    ServerSelectionTimeoutError,
+    WTimeoutError,
+)
 
 Doc = dict[str, Any]
 Database = AsyncDatabase[Doc]
@@ -19,11 +28,25 @@ UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
     AutoReconnect,
     NetworkTimeout,
     ServerSelectionTimeoutError,
+    ExecutionTimeout,
+    WTimeoutError,
 )
 
 
-def connect(uri: str, *, timeout_ms: int = 2000, max_pool_size: int = 100) -> Client:
-    """A client whose every write is majority-acknowledged and journaled (survives a crash)."""
+def is_unavailable(exc: BaseException) -> bool:
+    """Whether an error means the database cannot answer now (503), as opposed to a bug (500)."""
+    if isinstance(exc, UNAVAILABLE_ERRORS):
+        return True
+    return isinstance(exc, PyMongoError) and bool(getattr(exc, "timeout", False))
+
+
+def connect(uri: str, *, timeout_ms: int = 2000, socket_timeout_ms: int | None = 5000,
+            max_pool_size: int = 100) -> Client:
+    """A client whose every write is majority-acknowledged and journaled (survives a crash).
+
+    The socket timeout bounds a request whose database froze mid-operation (measured: without it, requests
+    hung for the whole of a 30 s SIGSTOP); it then fails with NetworkTimeout and the API answers 503.
+    One-shot commands pass None, since a rebuild's aggregation may legitimately run longer."""
     return AsyncMongoClient(
         uri,
         w="majority",
@@ -31,6 +54,7 @@ def connect(uri: str, *, timeout_ms: int = 2000, max_pool_size: int = 100) -> Cl
         tz_aware=True,
         serverSelectionTimeoutMS=timeout_ms,
         connectTimeoutMS=timeout_ms,
+        socketTimeoutMS=socket_timeout_ms,
         retryWrites=True,
         maxPoolSize=max_pool_size,
         appname="branch-audit",
@@ -54,7 +78,9 @@ async def ensure_indexes(db: Database, indexes: dict[str, Iterable[IndexModel]] 
 
 async def ping(client: Client) -> bool:
     try:
-        await client.admin.command("ping")
+        # Readiness must answer fast even when the database is frozen rather than gone.
+        with pymongo.timeout(1.5):
+            await client.admin.command("ping")
     except UNAVAILABLE_ERRORS:
         return False
     return True

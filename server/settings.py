@@ -59,6 +59,7 @@ class Settings(BaseSettings):
     sse_heartbeat_s: float = 15.0
     run_jobs: bool = True
     db_timeout_ms: int = 2000
+    db_socket_timeout_ms: int = 5000
     photo_retention_days: int = 3650
     appeal_window_days: int = 14
 

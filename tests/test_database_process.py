@@ -38,6 +38,7 @@ async def own(tmp_path: Path, settings: Settings, clock: FakeClock) -> AsyncIter
     server = EmbeddedMongo(str(tmp_path / "db"), log_path=tmp_path / "db.log")
     await asyncio.to_thread(server.start)
     settings.db_timeout_ms = 700
+    settings.db_socket_timeout_ms = 1500
     services = bootstrap(settings, server.uri, clock=clock)
     await ensure_indexes(services.db)
     credentials = await seed_demo(services)
@@ -68,6 +69,28 @@ async def test_outage_gives_503_then_recovers_by_itself(own: OwnDatabase) -> Non
     assert r.headers["Retry-After"]
     assert "mongo" not in body["detail"].lower()
     await _restart(own.server)
+    for _ in range(50):
+        if (await api.call("GET", "/readyz")).status == 200:
+            break
+        await asyncio.sleep(0.2)
+    await api.json("GET", "/api/v1/me", "admin", expect=200)
+
+
+async def test_frozen_database_answers_503_in_bounded_time(own: OwnDatabase) -> None:
+    api = own.api
+    await api.login("admin")
+    own.server.pause()  # SIGSTOP: connections stay open, nothing answers
+    try:
+        started = asyncio.get_running_loop().time()
+        r = await api.call("GET", "/api/v1/me", "admin")
+        body = await r.json(content_type=None)
+        assert_problem(r, body, 503)
+        assert r.headers["Retry-After"]
+        r = await api.call("GET", "/readyz")
+        assert r.status == 503
+        assert asyncio.get_running_loop().time() - started < 8
+    finally:
+        own.server.resume()
     for _ in range(50):
         if (await api.call("GET", "/readyz")).status == 200:
             break

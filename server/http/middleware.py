@@ -10,8 +10,9 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 from pydantic import ValidationError
+from pymongo.errors import PyMongoError
 
-from server.db import UNAVAILABLE_ERRORS
+from server.db import is_unavailable
 from server.errors import (
     BadRequest,
     MethodNotAllowed,
@@ -90,13 +91,19 @@ def build_middlewares(metrics: Metrics) -> list[Callable[..., Awaitable[web.Stre
             if exc.status < 400:
                 raise
             return problem_response(_from_http_exception(exc), request_id)
-        except UNAVAILABLE_ERRORS:
+        except PyMongoError as exc:
+            if not is_unavailable(exc):
+                raise
             metrics.database_errors += 1
-            log.warning("database unavailable")
+            log.warning("database unavailable", extra={"error": type(exc).__name__})
             return problem_response(
                 ServiceUnavailable("The database is unreachable; retry shortly", headers={"Retry-After": "5"}),
                 request_id,
             )
+        except ConnectionResetError:
+            # The client went away mid-request (phones on bad networks do): nobody to answer, nothing broke.
+            log.info("client disconnected")
+            return web.Response(status=499)
         except UnicodeDecodeError:
             return problem_response(BadRequest("Request is not valid UTF-8"), request_id)
         except Exception:
