@@ -74,8 +74,8 @@ def raw_documents(count: int) -> list[Doc]:
     """Documents shaped like outbox events, for the raw baseline."""
     return [{"_id": str(uuid.uuid4()), "type": "bench.happened", "schema_version": 1, "occurred_at": None,
              "actor": {"id": None, "role": "bench", "kind": "system"}, "subject": {"type": "thing", "id": f"s{n}"},
-             "subject_ids": {"thing_id": f"s{n}"}, "payload": {"n": n, "note": "x" * 40}, "emit_index": 0,
-             "seq_pending": True} for n in range(count)]
+             "subject_ids": {"thing_id": f"s{n}"}, "payload": {"n": n, "note": "x" * 40}, "emit_index": 0}
+            for n in range(count)]
 
 
 def percentile(values: list[float], p: float) -> float:

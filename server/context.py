@@ -18,6 +18,8 @@ from server.db import Client, Database, Doc
 from server.http.metrics import Metrics
 from server.security import Passwords
 from server.settings import Settings
+from server.storage import outbox
+from server.storage import trail as trail_store
 
 T = TypeVar("T")
 
@@ -125,7 +127,12 @@ class UnitOfWork:
         )
 
     async def flush(self) -> None:
+        """Write the queued events and trail entries, each kind with one pending marker for the
+        sequencer: the markers, not flags on the documents, say what waits (server.storage.outbox)."""
+        at = self.services.clock.now()
         if self.events:
-            await self.db.events.insert_many(self.events, session=self.session)
+            events = [{k: v for k, v in e.items() if k != "seq_pending"} for e in self.events]
+            await outbox.write_events(self.db, events, at, self.session)
         if self.trail:
-            await self.db.trail.insert_many(self.trail, session=self.session)
+            entries = [{k: v for k, v in e.items() if k != "seal_pending"} for e in self.trail]
+            await trail_store.write_entries(self.db, entries, at, self.session)

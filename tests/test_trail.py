@@ -9,11 +9,13 @@ from datetime import timedelta
 
 import pytest
 
+from server.app import bootstrap
 from server.cli import main
 from server.clock import FakeClock
 from server.context import ActorInfo, Services, UnitOfWork
+from server.db import Doc
 from server.jobs.dispatcher import drain
-from server.jobs.sequencer import sequence_once
+from server.jobs.sequencer import seal_trail, sequence_once
 from server.settings import Settings
 from server.storage import trail
 from tests.conftest import Api
@@ -32,18 +34,31 @@ async def record_entries(services: Services, clock: FakeClock, count: int) -> No
 
 
 async def by_seq(services: Services, seq: int) -> dict[str, object]:
-    doc = await services.db.trail.find_one({"seq": seq})
+    """The stored entry sealed at `seq` (as stored: without its seal)."""
+    link = await services.db.trail_chain.find_one({"seq": seq})
+    assert link is not None
+    doc = await services.db.trail.find_one({"_id": link["_id"]})
     assert doc is not None
     return doc
 
 
+async def sealed_in_order(services: Services) -> list[Doc]:
+    links = await services.db.trail_chain.find().sort("seq", 1).to_list()
+    entries = await trail.entries_by_ids(services.db, [link["_id"] for link in links])
+    return [trail.sealed_view(entries[link["_id"]], link) for link in links]
+
+
 async def test_sealed_entries_form_an_intact_chain(services: Services, clock: FakeClock) -> None:
     await record_entries(services, clock, 6)
-    entries = await services.db.trail.find().sort("seq", 1).to_list()
+    entries = await sealed_in_order(services)
     assert [e["seq"] for e in entries] == [1, 2, 3, 4, 5, 6]
+    assert [e["summary"] for e in entries] == [{"n": n} for n in range(6)]  # in commit order
     assert entries[0]["prev_hash"] == trail.GENESIS_HASH
     assert all(b["prev_hash"] == a["hash"] for a, b in itertools.pairwise(entries))
-    assert not any("seal_pending" in e for e in entries)
+    # Sealing only inserts links: the stored entries are exactly what the transactions wrote.
+    stored = await services.db.trail.find().to_list()
+    assert not any({"seq", "hash", "prev_hash", "seal_pending"} & set(e) for e in stored)
+    assert await services.db.trail_pending.count_documents({}) == 0
     result = await trail.verify_chain(services.db)
     assert result.ok and result.checked == 6 and result.head_seq == 6 and result.unsealed == 0
 
@@ -62,9 +77,12 @@ async def test_an_edit_with_a_recomputed_hash_is_still_caught_at_that_entry(
         services: Services, clock: FakeClock) -> None:
     await record_entries(services, clock, 5)
     target = await by_seq(services, 2)
+    link = await services.db.trail_chain.find_one({"seq": 2})
+    assert link is not None
     forged = {**target, "actor_id": "someone-else"}
-    forged["hash"] = trail.entry_hash(forged, str(target["prev_hash"]))
     await services.db.trail.replace_one({"_id": target["_id"]}, forged)
+    rehashed = trail.seal(forged, 2, link["prev_hash"])["hash"]
+    await services.db.trail_chain.update_one({"seq": 2}, {"$set": {"hash": rehashed}})
     result = await trail.verify_chain(services.db)
     assert result.broken is not None
     assert (result.broken.seq, result.broken.entry_id, result.broken.problem) == (2, target["_id"], "edited")
@@ -72,14 +90,25 @@ async def test_an_edit_with_a_recomputed_hash_is_still_caught_at_that_entry(
 
 async def test_deleting_an_entry_is_detected_as_missing(services: Services, clock: FakeClock) -> None:
     await record_entries(services, clock, 5)
-    await services.db.trail.delete_one({"seq": 4})
+    await services.db.trail.delete_one({"_id": (await by_seq(services, 4))["_id"]})
     result = await trail.verify_chain(services.db)
     assert result.broken is not None and (result.broken.seq, result.broken.problem) == (4, "missing")
+    assert result.checked == 3
+
+
+async def test_deleting_an_entry_with_its_link_is_detected_as_missing(
+        services: Services, clock: FakeClock) -> None:
+    await record_entries(services, clock, 5)
+    await services.db.trail.delete_one({"_id": (await by_seq(services, 3))["_id"]})
+    await services.db.trail_chain.delete_one({"seq": 3})
+    result = await trail.verify_chain(services.db)
+    assert result.broken is not None and (result.broken.seq, result.broken.problem) == (3, "missing")
 
 
 async def test_deleting_the_newest_entry_is_detected_against_the_head(services: Services, clock: FakeClock) -> None:
     await record_entries(services, clock, 4)
-    await services.db.trail.delete_one({"seq": 4})
+    await services.db.trail.delete_one({"_id": (await by_seq(services, 4))["_id"]})
+    await services.db.trail_chain.delete_one({"seq": 4})
     result = await trail.verify_chain(services.db)
     assert result.broken is not None and (result.broken.seq, result.broken.problem) == (4, "missing")
 
@@ -87,9 +116,10 @@ async def test_deleting_the_newest_entry_is_detected_against_the_head(services: 
 async def test_swapping_two_entries_positions_is_detected(services: Services, clock: FakeClock) -> None:
     await record_entries(services, clock, 5)
     second, third = await by_seq(services, 2), await by_seq(services, 3)
-    await services.db.trail.update_one({"_id": second["_id"]}, {"$set": {"seq": -2}})
-    await services.db.trail.update_one({"_id": third["_id"]}, {"$set": {"seq": 2}})
-    await services.db.trail.update_one({"_id": second["_id"]}, {"$set": {"seq": 3}})
+    # Swap the two links' positions (seq and what they chain to), as a reordering would.
+    await services.db.trail_chain.update_one({"_id": second["_id"]}, {"$set": {"seq": -2}})
+    await services.db.trail_chain.update_one({"_id": third["_id"]}, {"$set": {"seq": 2}})
+    await services.db.trail_chain.update_one({"_id": second["_id"]}, {"$set": {"seq": 3}})
     result = await trail.verify_chain(services.db)
     assert result.broken is not None and result.broken.seq == 2
     assert result.broken.problem in ("edited", "out_of_order")
@@ -140,3 +170,29 @@ async def test_entries_commit_with_the_change_and_are_served_to_compliance(
         "GET", "/api/v1/trail?action=thing.touch&limit=5", who="admin", expect=200))["items"]]
     assert newest_first == [4, 3, 2, 1, 0]
     assert (await trail.verify_chain(services.db)).ok
+
+
+async def test_two_sealers_racing_build_one_intact_chain(
+        services: Services, clock: FakeClock, settings: Settings, mongo_uri: str) -> None:
+    for start in range(0, 60, 6):
+
+        async def work(uow: UnitOfWork, start: int = start) -> None:
+            for n in range(start, start + 6):
+                uow.record("thing.touch", "thing", f"thing-{n % 4}", {"n": n})
+
+        await services.transact(ActorInfo(user_id="u-1", role="admin"), work)
+    other = bootstrap(settings, mongo_uri, clock=clock)
+    try:
+        async def run(who: Services) -> None:
+            while await seal_trail(who, batch=12):
+                pass
+
+        await asyncio.gather(run(services), run(other), run(services), run(other))
+        await sequence_once(services)
+    finally:
+        await other.client.close()
+    entries = await sealed_in_order(services)
+    assert [e["summary"]["n"] for e in entries] == list(range(60))
+    assert [e["seq"] for e in entries] == list(range(1, 61))
+    result = await trail.verify_chain(services.db, batch_size=7)
+    assert result.ok and result.checked == 60 and result.head_seq == 60 and result.unsealed == 0

@@ -22,6 +22,7 @@ from server.context import Services
 from server.handlers.webhooks import HANDLERS as WEBHOOK_HANDLERS
 from server.jobs.dispatcher import drain
 from server.jobs.webhook_delivery import DeliveryPolicy, deliver_due
+from server.storage import outbox
 from server.webhooks import retry
 from server.webhooks.targets import TargetRefused, address_allowed, check_target
 from tests.conftest import Api
@@ -95,7 +96,7 @@ async def test_a_real_receiver_gets_signed_deliveries_that_verify(
     assert event is not None and headers["webhook-id"] == event["_id"]
     sent = json.loads(body)
     assert sent["type"] == "region.created" and sent["payload"]["region_id"] == region["id"]
-    assert sent["id"] == event["_id"] and sent["seq"] == event["seq"]
+    assert sent["id"] == event["_id"] and sent["seq"] == await outbox.seq_of(services.db, event["_id"])
     [delivery] = await deliveries(api, hook["id"])
     assert delivery["status"] == "delivered" and delivery["attempts"] == 1
     assert delivery["log"][0]["status_code"] == 200 and delivery["log"][0]["duration_ms"] >= 0

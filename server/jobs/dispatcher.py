@@ -1,5 +1,6 @@
-"""The dispatcher: runs every event handler over the sequenced outbox, at least once per event, with
-exactly-once database effects (an idempotency marker commits with the handler's writes).
+"""The dispatcher: runs every event handler over the sequenced outbox (`event_log`, in seq order), at
+least once per event, with exactly-once database effects (an idempotency marker commits with the
+handler's writes).
 
 Each handler has its own cursor (`handler_cursors`) and its own lease (`dispatch:<name>`), so several
 instances share the handlers and a crashed instance's handlers are picked up when its lease expires.
@@ -24,7 +25,7 @@ from server.handlers import all_handlers
 from server.handlers.base import EventHandler
 from server.jobs.sequencer import LEASE as SEQUENCER_LEASE
 from server.jobs.sequencer import sequence_once, sequenced_signal
-from server.storage import outbox
+from server.storage import outbox, trail
 from server.storage.meta import acquire_lease, release_lease
 
 log = logging.getLogger("branch_audit.dispatcher")
@@ -116,17 +117,18 @@ class HandlerRunner:
         db = self.services.db
         name = self.handler.name
         last_seq = await outbox.cursor_of(db, name)
-        # All types, filtered here: the cursor then always moves to the end of what was read, so a
-        # handler of rare types does not rescan the same stretch of the outbox on every pass.
-        events = await outbox.events_after(db, last_seq, self.batch)
-        if not events:
+        # All types, filtered here on the small log entries: the cursor then always moves to the end of
+        # what was read, so a handler of rare types does not rescan the same stretch on every pass.
+        positions = await outbox.log_after(db, last_seq, self.batch)
+        if not positions:
             return 0
-        blocked = {d["subject"] for d in await outbox.open_deferrals(db, name)}
-        runnable = [e for e in events if wants(self.handler, e["type"])]
-        for chunk in _chunks(runnable, self.transaction_size):
-            await self._handle_chunk(chunk, blocked)
-        await outbox.advance_cursor(db, name, events[-1]["seq"], self.services.clock.now())
-        return len(events)
+        runnable = await outbox.events_for(db, [p for p in positions if wants(self.handler, p["type"])])
+        if runnable:
+            blocked = {d["subject"] for d in await outbox.open_deferrals(db, name)}
+            for chunk in _chunks(runnable, self.transaction_size):
+                await self._handle_chunk(chunk, blocked)
+        await outbox.advance_cursor(db, name, positions[-1]["seq"], self.services.clock.now())
+        return len(positions)
 
     async def _handle_chunk(self, events: list[Doc], blocked: set[str]) -> None:
         free = [e for e in events if outbox.subject_key(e) not in blocked]
@@ -166,8 +168,8 @@ class HandlerRunner:
                 if deferral["status"] == outbox.STATUS_RETRYING and _aware(deferral["next_attempt_at"]) > now:
                     break  # the head of this subject is not due: everything behind it waits
                 moved += 1
-                event = events.get(deferral["event_id"])
-                error = None if event is None else await self._handle_one(event)
+                stored = events.get(deferral["event_id"])
+                error = None if stored is None else await self._handle_one({**stored, "seq": deferral["seq"]})
                 if error is None:
                     await outbox.resolve_deferral(db, deferral["_id"])
                     continue
@@ -287,10 +289,7 @@ async def drain(services: Services, *, max_rounds: int = 50,
 
 
 async def _anything_pending(services: Services) -> bool:
-    db = services.db
-    if await outbox.pending_count(db):
-        return True
-    return await db.trail.count_documents({"seal_pending": True}, limit=1) > 0
+    return await outbox.anything_pending(services.db) or await trail.anything_unsealed(services.db)
 
 
 def jobs(services: Services) -> list[Dispatcher]:

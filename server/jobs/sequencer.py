@@ -1,5 +1,7 @@
-"""The sequencer: one leader across all instances numbers committed events (`seq`) and seals trail
-entries into the hash chain, shortly after their transactions commit."""
+"""The sequencer: one leader across all instances numbers committed events (`seq`, positions in
+`event_log`) and seals trail entries into the hash chain (`trail_chain`), shortly after their
+transactions commit. Both work from the pending markers each transaction writes, oldest first, and
+only insert (plus one marker delete per transaction): see server.storage.outbox and .trail."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import DuplicateKeyError, OperationFailure, PyMongoError
 
 from server.context import Services
+from server.db import Doc
 from server.storage import outbox, trail
 from server.storage.meta import acquire_lease, release_lease
 
@@ -31,45 +34,44 @@ def sequenced_signal(services: Services) -> asyncio.Event:
 
 
 async def sequence_events(services: Services, batch: int = BATCH) -> int:
-    """Number one batch of pending events (in commit-time order); returns how many were numbered."""
+    """Log the oldest pending transactions' events at the next positions, about `batch` events per
+    transaction; returns how many were numbered."""
     db = services.db
-    pending = await outbox.pending_events(db, batch)
-    if not pending:
-        return 0
-    ids = [d["_id"] for d in pending]
+    numbered = 0
+    for group in outbox.transaction_groups(await outbox.pending_markers(db, batch), batch):
 
-    async def number(session: AsyncClientSession) -> int:
-        first = await outbox.last_event_seq(db, session) + 1
-        numbered = await outbox.assign_event_seqs(db, ids, first, session)
-        # Any id another sequencer numbered meanwhile leaves a gap: seq is ordered, not dense.
-        await outbox.set_last_event_seq(db, first + len(ids) - 1, session)
-        return numbered
+        async def number(session: AsyncClientSession, group: list[Doc] = group) -> int:
+            return await outbox.log_markers(db, group, session)
 
-    try:
-        async with services.client.start_session() as session:
-            count = await session.with_transaction(number)
-    except (DuplicateKeyError, OperationFailure) as exc:
-        # Another leader (our lease lapsed) numbered concurrently; the unique index refused the overlap.
-        log.warning("sequencing collided with another sequencer; retrying", extra={"error": str(exc)})
-        return 0
-    if count:
+        try:
+            async with services.client.start_session() as session:
+                numbered += await session.with_transaction(number)
+        except (DuplicateKeyError, OperationFailure, outbox.SequencingConflict) as exc:
+            # Another leader (our lease lapsed) logged concurrently: the unique seq / _id refused the
+            # overlap, or the markers were gone. Nothing of this attempt committed.
+            log.warning("sequencing collided with another sequencer; retrying", extra={"error": str(exc)})
+            break
         sequenced_signal(services).set()
-    return count
+    return numbered
 
 
 async def seal_trail(services: Services, batch: int = BATCH) -> int:
-    """Seal one batch of pending trail entries into the hash chain."""
+    """Seal the oldest pending trail entries into the hash chain, about `batch` per transaction."""
+    db = services.db
     now = services.clock.now()
+    sealed = 0
+    for group in outbox.transaction_groups(await trail.pending_markers(db, batch), batch, "entry_ids"):
 
-    async def sealing(session: AsyncClientSession) -> int:
-        return await trail.seal_pending(services.db, batch, now, session)
+        async def sealing(session: AsyncClientSession, group: list[Doc] = group) -> int:
+            return await trail.seal_markers(db, group, now, session)
 
-    try:
-        async with services.client.start_session() as session:
-            return await session.with_transaction(sealing)
-    except (DuplicateKeyError, OperationFailure) as exc:
-        log.warning("sealing collided with another sequencer; retrying", extra={"error": str(exc)})
-        return 0
+        try:
+            async with services.client.start_session() as session:
+                sealed += await session.with_transaction(sealing)
+        except (DuplicateKeyError, OperationFailure, outbox.SequencingConflict) as exc:
+            log.warning("sealing collided with another sequencer; retrying", extra={"error": str(exc)})
+            break
+    return sealed
 
 
 async def sequence_once(services: Services, batch: int = BATCH) -> int:
@@ -79,7 +81,7 @@ async def sequence_once(services: Services, batch: int = BATCH) -> int:
         numbered = await sequence_events(services, batch)
         sealed = await seal_trail(services, batch)
         total += numbered + sealed
-        if numbered < batch and sealed < batch:
+        if not numbered and not sealed:  # batches are whole transactions, so a short one is not the end
             return total
 
 
@@ -119,7 +121,7 @@ class Sequencer:
                                        self.lease_ttl):
                     numbered = await sequence_events(services, self.batch)
                     sealed = await seal_trail(services, self.batch)
-                    if numbered >= self.batch or sealed >= self.batch:
+                    if numbered or sealed:
                         continue
             except PyMongoError as exc:
                 log.warning("sequencer pass failed", extra={"error": str(exc)})

@@ -1,26 +1,38 @@
 """The outbox (`events`), its sequencing, and the dispatcher's bookkeeping: per-handler cursors,
-idempotency markers and deferred (failed or queued) events."""
+idempotency markers and deferred (failed or queued) events.
+
+Sequencing is insert-only apart from one small delete per transaction, because updates are what the
+embedded server is slow at. A transaction inserts its events into `events` (never modified afterwards)
+and one `outbox_pending` marker listing them in emission order. The sequencer turns markers, oldest
+first, into `event_log` positions `{_id: event_id, seq, type, subject}`, deletes the markers and moves
+`sequence_state` in one transaction. `event_log` is the order everything reads. Its unique `seq` and
+`_id` refuse a second sequencer's overlapping numbers, and seq is dense (gap-free), which lets readers
+ask for bounded windows `seq in (after, after + n]`: SecantusDB reads an open-ended range to its end
+before applying a limit, and scans the whole `_id` index for any `_id` range."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument, UpdateOne
+from bson import ObjectId
+from pymongo import ASCENDING, IndexModel, ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
 
 from schemas.events import EventEnvelope
 from server.db import Database, Doc
 
-# The pending query must stay on an index: SecantusDB's planner ignored a partial index for
-# `seq: null`, so pending events carry an explicit `seq_pending: True` and are looked up by it.
-PENDING_ORDER = [("occurred_at", ASCENDING), ("emit_index", ASCENDING), ("_id", ASCENDING)]
+MARKER_ORDER = [("at", ASCENDING), ("_id", ASCENDING)]
+# SecantusDB matches `$in` by a linear scan of the list for every candidate, so long lists cost
+# quadratically: `$in` queries go out in slices of this size.
+IN_SLICE = 100
 
 INDEXES: dict[str, list[IndexModel]] = {
-    "events": [
-        IndexModel([("seq_pending", ASCENDING), *PENDING_ORDER]),
-        # Sparse: pending events have no seq yet. Unique: a second (stale) sequencer cannot reuse a number.
-        IndexModel("seq", unique=True, sparse=True),
+    # Events are written once and read by _id only: no secondary index to maintain.
+    "events": [],
+    "outbox_pending": [IndexModel(MARKER_ORDER)],
+    "event_log": [
+        IndexModel("seq", unique=True),
         IndexModel([("type", ASCENDING), ("seq", ASCENDING)]),
     ],
     "handler_failures": [
@@ -35,6 +47,10 @@ STATUS_PARKED = "parked"
 OPEN_STATUSES = (STATUS_RETRYING, STATUS_QUEUED)
 
 
+class SequencingConflict(Exception):
+    """Another sequencer consumed some of the markers this one read: the transaction must abort."""
+
+
 def subject_key(event: Doc) -> str:
     subject = event.get("subject") or {}
     return f"{subject.get('type', '?')}:{subject.get('id', '?')}"
@@ -44,62 +60,141 @@ def marker_id(handler: str, event_id: str) -> str:
     return f"{handler}:{event_id}"
 
 
+def slices(items: list[Any], size: int = IN_SLICE) -> list[list[Any]]:
+    return [items[start:start + size] for start in range(0, len(items), size)]
+
+
+# --- writing (UnitOfWork.flush, inside the state change's transaction) ----------------------------
+
+
+def pending_marker(events: list[Doc], at: datetime) -> Doc:
+    """The one marker a transaction writes for all its events, in emission order. `at` is the time of
+    the flush, just before the commit; the ObjectId orders markers flushed within one millisecond by
+    one process in flush order."""
+    return {
+        "_id": ObjectId(),
+        "at": at,
+        "events": [{"id": e["_id"], "type": e["type"], "subject": subject_key(e)} for e in events],
+    }
+
+
+async def write_events(db: Database, events: list[Doc], at: datetime, session: AsyncClientSession) -> None:
+    await db.events.insert_many(events, session=session)
+    await db.outbox_pending.insert_one(pending_marker(events, at), session=session)
+
+
 # --- sequencing ----------------------------------------------------------------------------------
 
 
-async def pending_events(db: Database, limit: int) -> list[Doc]:
-    return await db.events.find({"seq_pending": True}, {"_id": 1}).sort(PENDING_ORDER).limit(limit).to_list()
+async def pending_markers(db: Database, limit: int) -> list[Doc]:
+    """The oldest `limit` markers, in commit-discovery order (the sort reads every pending marker, so
+    callers take many at once and log them in several transactions)."""
+    return await db.outbox_pending.find({}).sort(MARKER_ORDER).limit(limit).to_list()
+
+
+def transaction_groups(markers: list[Doc], max_events: int, field: str = "events") -> list[list[Doc]]:
+    """Consecutive markers grouped into about `max_events` items each (a marker is never split)."""
+    groups: list[list[Doc]] = []
+    count = max_events
+    for marker in markers:
+        size = len(marker[field])
+        if count + size > max_events and (not groups or groups[-1]):
+            groups.append([])
+            count = 0
+        groups[-1].append(marker)
+        count += size
+    return groups
 
 
 async def last_event_seq(db: Database, session: AsyncClientSession | None = None) -> int:
     """The highest seq handed out. Kept in one document because SecantusDB walks the whole index for a
-    descending `seq` scan; the document also makes two racing sequencers conflict in their transactions."""
+    descending scan; the document also makes two racing sequencers conflict in their transactions."""
     state = await db.sequence_state.find_one({"_id": "events"}, session=session)
-    if state is not None:
-        return int(state["last_seq"])
-    doc = await db.events.find_one({"seq": {"$gt": 0}}, {"seq": 1}, sort=[("seq", DESCENDING)],
-                                   session=session)
-    return int(doc["seq"]) if doc else 0
+    return int(state["last_seq"]) if state is not None else 0
 
 
-async def set_last_event_seq(db: Database, seq: int, session: AsyncClientSession) -> None:
-    await db.sequence_state.update_one({"_id": "events"}, {"$set": {"last_seq": seq}}, upsert=True,
-                                       session=session)
+async def log_markers(db: Database, markers: list[Doc], session: AsyncClientSession) -> int:
+    """Give the markers' events the next positions, in order, and consume the markers; returns how many.
+
+    Raises SequencingConflict (so the transaction aborts) when a marker was consumed meanwhile."""
+    first = await last_event_seq(db, session) + 1
+    entries = [{"_id": e["id"], "seq": first + i, "type": e["type"], "subject": e["subject"]}
+               for i, e in enumerate(e for m in markers for e in m["events"])]
+    if not entries:
+        return 0
+    await db.event_log.insert_many(entries, ordered=True, session=session)
+    await delete_markers(db.outbox_pending, markers, session)
+    await db.sequence_state.update_one({"_id": "events"}, {"$set": {"last_seq": first + len(entries) - 1}},
+                                       upsert=True, session=session)
+    return len(entries)
 
 
-async def assign_event_seqs(db: Database, event_ids: list[str], first_seq: int,
-                            session: AsyncClientSession) -> int:
-    """Number the events in the given order; the filter skips any another sequencer already numbered."""
-    ops = [
-        UpdateOne({"_id": event_id, "seq_pending": True},
-                  {"$set": {"seq": first_seq + i}, "$unset": {"seq_pending": ""}})
-        for i, event_id in enumerate(event_ids)
-    ]
-    result = await db.events.bulk_write(ops, ordered=True, session=session)
-    return result.modified_count
+async def delete_markers(collection: Any, markers: list[Doc], session: AsyncClientSession) -> None:
+    deleted = 0
+    for ids in slices([m["_id"] for m in markers]):
+        result = await collection.delete_many({"_id": {"$in": ids}}, session=session)
+        deleted += result.deleted_count
+    if deleted != len(markers):
+        raise SequencingConflict(f"{len(markers) - deleted} markers were consumed by another sequencer")
+
+
+async def pending_count(db: Database) -> int:
+    """Events committed but not sequenced yet."""
+    rows = await (await db.outbox_pending.aggregate(
+        [{"$group": {"_id": None, "n": {"$sum": {"$size": "$events"}}}}])).to_list()
+    return int(rows[0]["n"]) if rows else 0
+
+
+async def anything_pending(db: Database) -> bool:
+    return await db.outbox_pending.find_one({}, {"_id": 1}) is not None
 
 
 # --- reading in seq order ------------------------------------------------------------------------
 
 
+async def log_after(db: Database, after_seq: int, limit: int, types: list[str] | None = None) -> list[Doc]:
+    """Up to `limit` positions after `after_seq`, in seq order.
+
+    Reads bounded windows of seq (never with a hint: SecantusDB then walks the whole index). As seq is
+    dense, the first window holds everything when no type is asked for; with types, windows double
+    until enough are found or the end of the log is reached."""
+    last = await last_event_seq(db)
+    found: list[Doc] = []
+    low, span = after_seq, limit
+    while low < last and len(found) < limit:
+        high = min(last, low + span)
+        query: dict[str, Any] = {"seq": {"$gt": low, "$lte": high}}
+        if types and len(types) == 1:
+            query["type"] = types[0]  # the (type, seq) index
+        rows = await db.event_log.find(query).sort("seq", ASCENDING).limit(limit - len(found)).to_list()
+        if types and len(types) > 1:
+            # `type: {$in}` makes SecantusDB's planner scan the collection: filter the bounded window here.
+            rows = [row for row in rows if row["type"] in types]
+        found += rows
+        low, span = high, span * 2
+    return found
+
+
+async def events_for(db: Database, positions: list[Doc]) -> list[Doc]:
+    """The stored events at these positions, in the same order, each carrying its `seq`."""
+    found = await events_by_ids(db, [p["_id"] for p in positions])
+    return [{**found[p["_id"]], "seq": p["seq"]} for p in positions if p["_id"] in found]
+
+
 async def events_after(db: Database, after_seq: int, limit: int, types: list[str] | None = None) -> list[Doc]:
-    query: dict[str, Any] = {"seq": {"$gt": after_seq}}
-    if types and len(types) == 1:
-        query["type"] = types[0]  # equality uses the (type, seq) index
-    elif types:
-        # SecantusDB's planner picks a collection scan for `type: {$in}` with this sort; walk seq instead.
-        query["type"] = {"$in": types}
-        found = db.events.find(query).sort("seq", ASCENDING).hint([("seq", ASCENDING)])
-        return await found.limit(limit).to_list()
-    return await db.events.find(query).sort("seq", ASCENDING).limit(limit).to_list()
+    return await events_for(db, await log_after(db, after_seq, limit, types))
 
 
 async def events_by_ids(db: Database, event_ids: list[str]) -> dict[str, Doc]:
-    return {d["_id"]: d for d in await db.events.find({"_id": {"$in": event_ids}}).to_list()}
+    found: dict[str, Doc] = {}
+    for ids in slices(event_ids):
+        found.update({d["_id"]: d for d in await db.events.find({"_id": {"$in": ids}}).to_list()})
+    return found
 
 
-async def pending_count(db: Database) -> int:
-    return await db.events.count_documents({"seq_pending": True})
+async def seq_of(db: Database, event_id: str) -> int | None:
+    position = await db.event_log.find_one({"_id": event_id}, {"seq": 1})
+    return int(position["seq"]) if position else None
 
 
 # --- handler cursors -----------------------------------------------------------------------------

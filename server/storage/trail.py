@@ -1,6 +1,9 @@
 """The trail: an append-only, hash-chained record of who did what. Entries are written with the change
-they record (`seal_pending`), then sealed in order by the sequencer: each gets `seq`, `prev_hash` (the
-previous entry's hash) and `hash`, so editing, deleting or reordering an entry breaks the chain."""
+they record, together with one `trail_pending` marker per transaction; the sequencer then seals them in
+order by inserting chain links `trail_chain {_id: entry_id, seq, prev_hash, hash}`, where `hash` covers
+the entry, its seq and the previous link's hash (seq is dense, so the chain is read in bounded windows).
+Entries are never modified (updates are what the embedded server is slow at), so editing, deleting or
+reordering an entry or a link breaks the chain."""
 
 from __future__ import annotations
 
@@ -10,30 +13,34 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING, IndexModel, UpdateOne
+from bson import ObjectId
+from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.asynchronous.client_session import AsyncClientSession
 
 from server.db import Database, Doc
+from server.storage.outbox import MARKER_ORDER, delete_markers, slices
 from server.storage.paging import after_filter, combine, page_of
 
 GENESIS_HASH = "0" * 64
 HEAD_ID = "head"
-PENDING_ORDER = [("at", ASCENDING), ("_id", ASCENDING)]
 LISTING_ORDER = [("at", DESCENDING), ("_id", DESCENDING)]
+VERIFY_BATCH = 500
 
 INDEXES: dict[str, list[IndexModel]] = {
     "trail": [
-        IndexModel([("seal_pending", ASCENDING), *PENDING_ORDER]),
-        IndexModel("seq", unique=True, sparse=True),
         IndexModel(LISTING_ORDER),
         IndexModel([("entity_id", ASCENDING), *LISTING_ORDER]),
         IndexModel([("actor_id", ASCENDING), *LISTING_ORDER]),
         IndexModel([("action", ASCENDING), *LISTING_ORDER]),
         IndexModel([("related_ids", ASCENDING), *LISTING_ORDER]),
     ],
+    "trail_pending": [IndexModel(MARKER_ORDER)],
+    # Unique seq (and _id = entry id): a second sealer whose lease lapsed cannot reuse a position or
+    # seal an entry twice.
+    "trail_chain": [IndexModel("seq", unique=True)],
 }
 
-# Fields that are not part of what an entry says: the hash itself and the sealing flag.
+# Fields that are not part of what an entry says: the hash itself and the sealing flag of older entries.
 _UNHASHED = frozenset({"hash", "seal_pending"})
 
 
@@ -68,6 +75,11 @@ def seal(entry: Doc, seq: int, prev_hash: str) -> Doc:
     """The fields sealing adds to an entry."""
     sealed = {**entry, "seq": seq, "prev_hash": prev_hash}
     return {"seq": seq, "prev_hash": prev_hash, "hash": entry_hash(sealed, prev_hash)}
+
+
+def sealed_view(entry: Doc, link: Doc) -> Doc:
+    """An entry as its chain link sealed it: with seq, prev_hash and hash."""
+    return {**entry, "seq": link["seq"], "prev_hash": link.get("prev_hash"), "hash": link.get("hash")}
 
 
 @dataclass(frozen=True)
@@ -143,6 +155,16 @@ class ChainWalker:
                                      "the last entry differs from the sealed head")
 
 
+# --- writing (UnitOfWork.flush, inside the change's transaction) -----------------------------------
+
+
+async def write_entries(db: Database, entries: list[Doc], at: datetime, session: AsyncClientSession) -> None:
+    """The entries, and one marker listing them in recording order for the sealer."""
+    await db.trail.insert_many(entries, session=session)
+    await db.trail_pending.insert_one({"_id": ObjectId(), "at": at, "entry_ids": [e["_id"] for e in entries]},
+                                      session=session)
+
+
 # --- sealing (run by the sequencer, inside a transaction) -----------------------------------------
 
 
@@ -150,56 +172,112 @@ async def head(db: Database, session: AsyncClientSession | None = None) -> Doc |
     return await db.trail_head.find_one({"_id": HEAD_ID}, session=session)
 
 
-async def seal_pending(db: Database, limit: int, now: datetime, session: AsyncClientSession) -> int:
-    """Seal up to `limit` pending entries after the current head; returns how many."""
-    found = db.trail.find({"seal_pending": True}, session=session)
-    entries = await found.sort(PENDING_ORDER).limit(limit).to_list()
-    if not entries:
-        return 0
+async def entries_by_ids(db: Database, entry_ids: list[str],
+                         session: AsyncClientSession | None = None) -> dict[str, Doc]:
+    found: dict[str, Doc] = {}
+    for ids in slices(entry_ids):
+        found.update({d["_id"]: d for d in await db.trail.find({"_id": {"$in": ids}}, session=session).to_list()})
+    return found
+
+
+async def pending_markers(db: Database, limit: int) -> list[Doc]:
+    """The oldest `limit` markers, in commit order (see outbox.pending_markers)."""
+    return await db.trail_pending.find({}).sort(MARKER_ORDER).limit(limit).to_list()
+
+
+async def seal_markers(db: Database, markers: list[Doc], now: datetime, session: AsyncClientSession) -> int:
+    """Seal the markers' entries, in order, after the current head; returns how many.
+
+    Raises outbox.SequencingConflict (aborting the transaction) when another sealer took a marker."""
+    entry_ids = [entry_id for m in markers for entry_id in m["entry_ids"]]
+    entries = await entries_by_ids(db, entry_ids, session)
     current = await head(db, session)
     seq = int(current["seq"]) if current else 0
     prev_hash = str(current["hash"]) if current else GENESIS_HASH
-    ops = []
-    for entry in entries:
+    links = []
+    for entry_id in entry_ids:
+        # A marker commits with its entries, so each is there; a missing one was deleted: skip it
+        # rather than seal a hole the chain could never account for.
+        entry = entries.get(entry_id)
+        if entry is None:
+            continue
         seq += 1
         fields = seal(entry, seq, prev_hash)
+        links.append({"_id": entry_id, "seq": seq, "prev_hash": prev_hash, "hash": fields["hash"]})
         prev_hash = fields["hash"]
-        ops.append(UpdateOne({"_id": entry["_id"], "seal_pending": True},
-                             {"$set": fields, "$unset": {"seal_pending": ""}}))
-    await db.trail.bulk_write(ops, ordered=True, session=session)
+    if links:
+        await db.trail_chain.insert_many(links, ordered=True, session=session)
+    await delete_markers(db.trail_pending, markers, session)
     # Head moves in the same transaction: two sealers racing conflict on this document.
     await db.trail_head.update_one(
         {"_id": HEAD_ID}, {"$set": {"seq": seq, "hash": prev_hash, "updated_at": now}}, upsert=True,
         session=session,
     )
-    return len(entries)
+    return len(links)
 
 
-async def verify_chain(db: Database, batch_size: int = 1000) -> VerifyResult:
-    """Walk every sealed entry in seq order, recomputing hashes; report the first broken link."""
+async def unsealed_count(db: Database) -> int:
+    rows = await (await db.trail_pending.aggregate(
+        [{"$group": {"_id": None, "n": {"$sum": {"$size": "$entry_ids"}}}}])).to_list()
+    return int(rows[0]["n"]) if rows else 0
+
+
+async def anything_unsealed(db: Database) -> bool:
+    return await db.trail_pending.find_one({}, {"_id": 1}) is not None
+
+
+async def sealed_entry(db: Database, seq: int) -> Doc | None:
+    """The entry sealed at `seq`, as sealed (None when the link or the entry is gone)."""
+    link = await db.trail_chain.find_one({"seq": seq})
+    entry = None if link is None else await db.trail.find_one({"_id": link["_id"]})
+    return None if link is None or entry is None else sealed_view(entry, link)
+
+
+async def verify_chain(db: Database, batch_size: int = VERIFY_BATCH) -> VerifyResult:
+    """Walk every chain link in seq order, recomputing hashes over the entries; report the first broken link."""
     walker = ChainWalker()
-    async for entry in db.trail.find({"seq": {"$gt": 0}}).sort("seq", ASCENDING).batch_size(batch_size):
-        if not walker.feed(entry):
-            break
     current = await head(db)
+    # Bounded windows up to the head, then one open-ended read for anything past it.
+    end = int(current["seq"]) if current else 0
+    after = 0
+    while walker.broken is None:
+        bounds: dict[str, int] = {"$gt": after} if after >= end else {"$gt": after, "$lte": after + batch_size}
+        links = await db.trail_chain.find({"seq": bounds}).sort("seq", ASCENDING).limit(batch_size).to_list()
+        if not links:
+            if after >= end:
+                break
+            after += batch_size  # a window the chain skips entirely: the walker reports the gap next
+            continue
+        entries = await entries_by_ids(db, [link["_id"] for link in links])
+        for link in links:
+            seq = int(link["seq"])
+            entry = entries.get(link["_id"])
+            if entry is None and seq == walker.expected_seq:
+                walker.broken = BrokenLink(seq, link["_id"], "missing",
+                                           f"entry {link['_id']} sealed at seq {seq} is gone")
+                break
+            # An absent entry after a gap: the walker reports the gap first.
+            view = sealed_view(entry, link) if entry is not None else {"_id": link["_id"], "seq": seq}
+            if not walker.feed(view):
+                break
+        after = int(links[-1]["seq"])
     walker.finish(current)
     broken = walker.broken
     if broken is not None and broken.problem == "edited" and broken.entry_id is not None:
         broken = await _classify_reordering(db, broken)
-    unsealed = await db.trail.count_documents({"seal_pending": True})
     return VerifyResult(checked=walker.checked, head_seq=int(current["seq"]) if current else 0,
-                        unsealed=unsealed, broken=broken)
+                        unsealed=await unsealed_count(db), broken=broken)
 
 
 async def _classify_reordering(db: Database, broken: BrokenLink) -> BrokenLink:
-    """An entry chained to some other, intact entry was moved rather than edited."""
-    entry = await db.trail.find_one({"seq": broken.seq + 1})
-    if entry is None or broken.detail == "content does not match its hash":
+    """An entry chained to some other, intact link was moved rather than edited."""
+    link = await db.trail_chain.find_one({"seq": broken.seq + 1})
+    if link is None or broken.detail == "content does not match its hash":
         return broken
-    chained_to = await db.trail.find_one({"hash": entry.get("prev_hash")}, {"seq": 1})
-    if chained_to is not None and chained_to.get("seq") != broken.seq:
-        return BrokenLink(broken.seq + 1, entry["_id"], "out_of_order",
-                          f"entry seq {broken.seq + 1} is chained to seq {chained_to.get('seq')}")
+    chained_to = await db.trail_chain.find_one({"hash": link.get("prev_hash")}, {"seq": 1})
+    if chained_to is not None and chained_to["seq"] != broken.seq:
+        return BrokenLink(broken.seq + 1, link["_id"], "out_of_order",
+                          f"entry seq {broken.seq + 1} is chained to seq {chained_to['seq']}")
     return broken
 
 
@@ -210,7 +288,10 @@ async def page(db: Database, filters: dict[str, Any], limit: int,
                cursor: str | None) -> tuple[list[Doc], str | None]:
     query = combine(filters, after_filter(LISTING_ORDER, cursor))
     docs = await db.trail.find(query).sort(LISTING_ORDER).limit(limit + 1).to_list()
-    return page_of(docs, LISTING_ORDER, limit)
+    found, cursor_out = page_of(docs, LISTING_ORDER, limit)
+    links = {link["_id"]: link for ids in slices([d["_id"] for d in found])
+             for link in await db.trail_chain.find({"_id": {"$in": ids}}).to_list()}
+    return [sealed_view(d, links[d["_id"]]) if d["_id"] in links else d for d in found], cursor_out
 
 
 def public_entry(doc: Doc) -> dict[str, Any]:
