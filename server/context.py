@@ -101,7 +101,6 @@ class UnitOfWork:
                 "payload": payload.model_dump(mode="json"),
                 # Several events of one transaction share occurred_at; this keeps their emission order.
                 "emit_index": len(self.events),
-                "seq_pending": True,
             }
         )
         return event_id
@@ -122,7 +121,6 @@ class UnitOfWork:
                 "summary": summary or {},
                 "request_id": self.actor.request_id,
                 "client_address": self.actor.client_address,
-                "seal_pending": True,
             }
         )
 
@@ -131,8 +129,6 @@ class UnitOfWork:
         sequencer: the markers, not flags on the documents, say what waits (server.storage.outbox)."""
         at = self.services.clock.now()
         if self.events:
-            events = [{k: v for k, v in e.items() if k != "seq_pending"} for e in self.events]
-            await outbox.write_events(self.db, events, at, self.session)
+            await outbox.write_events(self.db, self.events, at, self.session)
         if self.trail:
-            entries = [{k: v for k, v in e.items() if k != "seal_pending"} for e in self.trail]
-            await trail_store.write_entries(self.db, entries, at, self.session)
+            await trail_store.write_entries(self.db, self.trail, at, self.session)
