@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import struct
 
 JPEG = "image/jpeg"
@@ -27,6 +28,15 @@ HOSTILE_MARKERS: tuple[bytes, ...] = (b"<script", b"<!doctype", b"<iframe", b"ja
 # EDGE_BYTES of the upload (a chance match there is about one in a million photos).
 EDGE_MARKERS: tuple[bytes, ...] = (b"<html", b"<body", b"<?php", b"%pdf-")
 EDGE_BYTES = 64 * 1024
+# The hostile markers are looked for in windows of this many bytes, lower-cased one window at a time
+# (never a lower-cased copy of the whole upload), overlapping by a marker's length so none is missed.
+SCAN_WINDOW_BYTES = 1024 * 1024
+_SCAN_OVERLAP = max(len(m) for m in HOSTILE_MARKERS) - 1
+_ASCII_LOWER = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ", b"abcdefghijklmnopqrstuvwxyz")
+# Markers starting with "<" are found in one pass (the search skips to each "<"); the rest one by one.
+_ANGLE_MARKERS = tuple(m for m in HOSTILE_MARKERS if m.startswith(b"<"))
+_ANGLE_PATTERN = re.compile(b"<(?:" + b"|".join(re.escape(m[1:]) for m in _ANGLE_MARKERS) + b")")
+_OTHER_MARKERS = tuple(m for m in HOSTILE_MARKERS if not m.startswith(b"<"))
 # A ZIP's end-of-central-directory record sits within its last 64 KB + 22 bytes.
 _ZIP_EOCD = b"PK\x05\x06"
 _ZIP_CENTRAL = b"PK\x01\x02"
@@ -52,11 +62,11 @@ def sniff(head: bytes) -> str | None:
 
 def container_problem(data: bytes, media_type: str) -> str | None:
     """Why the bytes are not exactly one image file of their type (trailing data, polyglots), or None."""
-    lowered = data.lower()
+    hostile = _hostile_markers(data)
     for marker in HOSTILE_MARKERS:
-        if marker in lowered:
+        if marker in hostile:
             return f"contains embedded {_marker_name(marker)} content"
-    edges = lowered[:EDGE_BYTES] + b"\x00" + lowered[-EDGE_BYTES:]
+    edges = data[:EDGE_BYTES].lower() + b"\x00" + data[-EDGE_BYTES:].lower()
     for marker in EDGE_MARKERS:
         if marker in edges:
             return f"contains embedded {_marker_name(marker)} content"
@@ -73,6 +83,16 @@ def container_problem(data: bytes, media_type: str) -> str | None:
             return "has data after the WebP container"
         return None
     return _bmff_problem(data)
+
+
+def _hostile_markers(data: bytes) -> set[bytes]:
+    """Every HOSTILE_MARKERS entry found anywhere in `data`, case-insensitively."""
+    found: set[bytes] = set()
+    for start in range(0, len(data), SCAN_WINDOW_BYTES):
+        window = data[start : start + SCAN_WINDOW_BYTES + _SCAN_OVERLAP].translate(_ASCII_LOWER)
+        found.update(match.group() for match in _ANGLE_PATTERN.finditer(window))
+        found.update(marker for marker in _OTHER_MARKERS if marker in window)
+    return found
 
 
 def _jpeg_trailer_problem(data: bytes) -> str | None:

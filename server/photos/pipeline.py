@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import uuid
 from dataclasses import dataclass
@@ -47,77 +49,93 @@ def _inspect_spool(spool: Spool) -> ImageFacts:
 async def store_photo(
     services: Services, actor: ActorInfo, owner: Owner, spool: Spool, filename: str | None
 ) -> StoredPhoto:
-    """Validate and store the spooled bytes as `owner`'s photo (or return the photo they already are)."""
+    """Validate and store the spooled bytes as `owner`'s photo (or return the photo they already are).
+
+    The bytes are written to GridFS chunks while the executor checks the image; the GridFS file only comes
+    into being (its files document) in the transaction that records the photo, and the chunks are removed
+    whenever the upload is refused or fails, so nothing is stored unless the photo is."""
     if spool.size == 0:
         raise rejection(422, "is empty (zero bytes)")
-    if sniff(spool.head) is None:
+    media_type = sniff(spool.head)
+    if media_type is None:
         raise rejection(415, "is not a JPEG, PNG, WebP or HEIC/HEIF image (judged from its bytes)")
     key = store.dedup_key(owner.owner_type, owner.owner_id, owner.item_id, spool.sha256)
     existing = await store.by_dedup_key(services.db, key)
     if existing is not None:
         return StoredPhoto(existing, created=False)
-    try:
-        facts = await run_image_work(services.extras, _inspect_spool, spool)
-    except ImageRejected as exc:
-        raise rejection(exc.status, exc.reason) from None
 
-    now = services.clock.now()
     photo_id = str(uuid.uuid4())
-    doc = await _photo_document(services, owner, facts, spool, key, photo_id, actor, now, filename)
-    gridfs_id = doc["gridfs_id"]
-    await store.bucket(services.db).upload_from_stream_with_id(
-        gridfs_id,
-        doc["filename"],
-        spool.reader(),
-        metadata={
-            "photo_id": photo_id,
-            "kind": "original",
-            "media_type": facts.media_type,
-            "sha256": spool.sha256,
-        },
-    )
+    gridfs_id = _original_file_id(photo_id)
+    writing = asyncio.create_task(store.write_chunks(services.db, gridfs_id, spool.read_at, spool.size))
+    try:
+        try:
+            facts = await run_image_work(services.extras, _inspect_spool, spool)
+        except ImageRejected as exc:
+            raise rejection(exc.status, exc.reason) from None
+        now = services.clock.now()
+        doc = await _photo_document(services, owner, facts, spool, key, photo_id, actor, now, filename)
+        await writing
+        file_doc = store.file_document(
+            gridfs_id,
+            spool.size,
+            doc["filename"],
+            {"photo_id": photo_id, "kind": "original", "media_type": media_type, "sha256": spool.sha256},
+            now,
+        )
 
-    async def work(uow: UnitOfWork) -> None:
-        await _attach(uow, owner, doc)
-        await store.insert_photo(uow.db, doc, uow.session)
-        uow.emit(
-            PhotoUploaded(
-                photo_id=photo_id,
-                owner_type=owner.owner_type,
+        async def work(uow: UnitOfWork) -> None:
+            await _attach(uow, owner, doc)
+            await store.insert_file_document(uow.db, file_doc, uow.session)
+            await store.insert_photo(uow.db, doc, uow.session)
+            uow.emit(
+                PhotoUploaded(
+                    photo_id=photo_id,
+                    owner_type=owner.owner_type,
+                    audit_id=owner.audit_id,
+                    rectification_id=doc.get("rectification_id"),
+                    item_id=owner.item_id,
+                    sha256=spool.sha256,
+                    flags=doc["flags"],
+                ),
+                subject_type="photo",
+                subject_id=photo_id,
                 audit_id=owner.audit_id,
                 rectification_id=doc.get("rectification_id"),
-                item_id=owner.item_id,
-                sha256=spool.sha256,
-                flags=doc["flags"],
-            ),
-            subject_type="photo",
-            subject_id=photo_id,
-            audit_id=owner.audit_id,
-            rectification_id=doc.get("rectification_id"),
-            branch_id=doc["branch_id"],
-        )
-        uow.record(
-            "photo.upload",
-            "photo",
-            photo_id,
-            {"sha256": spool.sha256, "size": spool.size, "item_id": owner.item_id, "flags": doc["flags"]},
-            audit_id=owner.audit_id,
-            rectification_id=doc.get("rectification_id"),
-        )
+                branch_id=doc["branch_id"],
+            )
+            uow.record(
+                "photo.upload",
+                "photo",
+                photo_id,
+                {"sha256": spool.sha256, "size": spool.size, "item_id": owner.item_id, "flags": doc["flags"]},
+                audit_id=owner.audit_id,
+                rectification_id=doc.get("rectification_id"),
+            )
 
-    try:
         await services.transact(actor, work)
     except DuplicateKeyError:
         # The same bytes arrived twice at once: the other request's photo is the photo.
-        await store.delete_file(services.db, gridfs_id)
+        await _discard(services, writing, gridfs_id)
         existing = await store.by_dedup_key(services.db, key)
         if existing is None:
             raise
         return StoredPhoto(existing, created=False)
     except BaseException:
-        await store.delete_file(services.db, gridfs_id)  # nothing stored unless the photo is recorded
+        # Shielded: a client hanging up mid-upload still leaves no chunks behind.
+        await asyncio.shield(_discard(services, writing, gridfs_id))
         raise
     return StoredPhoto(doc, created=True)
+
+
+async def _discard(services: Services, writing: asyncio.Task[None], gridfs_id: str) -> None:
+    """Remove what an upload wrote, once its chunk writer has stopped (so no chunk lands afterwards)."""
+    with contextlib.suppress(Exception):
+        await writing
+    await store.discard_file(services.db, gridfs_id)
+
+
+def _original_file_id(photo_id: str) -> str:
+    return f"photo:{photo_id}"
 
 
 async def _attach(uow: UnitOfWork, owner: Owner, doc: Doc) -> None:
@@ -197,7 +215,7 @@ async def _photo_document(
         "media_type": facts.media_type,
         "width": facts.width,
         "height": facts.height,
-        "gridfs_id": f"photo:{photo_id}",
+        "gridfs_id": _original_file_id(photo_id),
         "filename": _safe_filename(filename, photo_id),
         "owner_type": owner.owner_type,
         "owner_key": owner.key,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import tempfile
 from collections.abc import AsyncIterator
 from typing import IO
@@ -19,7 +20,10 @@ HEAD_BYTES = 64
 
 
 class Spool:
-    """Upload bytes on their way in, with their running size and sha256."""
+    """Upload bytes on their way in, with their running size and sha256.
+
+    Once filled, the bytes are read by position (`read_at`), never through a shared file position, so the
+    image check (in the executor) and the GridFS write (on the event loop) can read them at the same time."""
 
     def __init__(self, limit: int, field: str = "file") -> None:
         self.limit = limit
@@ -27,7 +31,8 @@ class Spool:
         self.size = 0
         self.head = b""
         self._hasher = hashlib.sha256()
-        self._file = tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY_BYTES)  # noqa: SIM115 - closed by close()
+        self._memory = bytearray()
+        self._file: IO[bytes] | None = None
 
     def write(self, chunk: bytes) -> None:
         """Append; refuses (413) the moment the upload grows past the limit."""
@@ -39,7 +44,14 @@ class Spool:
         if len(self.head) < HEAD_BYTES:
             self.head += chunk[: HEAD_BYTES - len(self.head)]
         self._hasher.update(chunk)
-        self._file.write(chunk)
+        if self._file is None and len(self._memory) + len(chunk) > SPOOL_MEMORY_BYTES:
+            self._file = tempfile.TemporaryFile()  # noqa: SIM115 - closed by close()
+            self._file.write(self._memory)
+            self._memory = bytearray()
+        if self._file is None:
+            self._memory += chunk
+        else:
+            self._file.write(chunk)
         self.size += len(chunk)
 
     async def fill(self, chunks: AsyncIterator[bytes]) -> None:
@@ -50,18 +62,31 @@ class Spool:
     def sha256(self) -> str:
         return self._hasher.hexdigest()
 
+    def read_at(self, offset: int, size: int) -> bytes:
+        """Up to `size` bytes from `offset` (thread-safe: positional reads, no shared file position)."""
+        size = max(0, min(size, self.size - offset))
+        if self._file is None:
+            return bytes(self._memory[offset : offset + size])
+        self._file.flush()
+        parts: list[bytes] = []
+        fd = self._file.fileno()
+        while size > 0:
+            part = os.pread(fd, size, offset)
+            if not part:
+                break
+            parts.append(part)
+            offset += len(part)
+            size -= len(part)
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+
     def read_all(self) -> bytes:
         """Every byte received (called in the image executor: it may read from disk)."""
-        self._file.seek(0)
-        return self._file.read()
-
-    def reader(self) -> IO[bytes]:
-        """The received bytes as a file, rewound (GridFS reads it in chunk-sized pieces)."""
-        self._file.seek(0)
-        return self._file
+        return self.read_at(0, self.size)
 
     def close(self) -> None:
-        self._file.close()
+        if self._file is not None:
+            self._file.close()
+        self._memory = bytearray()
 
     def __enter__(self) -> Spool:
         return self

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from gridfs.asynchronous.grid_file import AsyncGridFSBucket
@@ -17,6 +19,9 @@ BUCKET = "photos"
 # 1 MB chunks: on the embedded server a 1 MB GridFS file with 255 KB chunks stores at ~20 files/s,
 # with 1 MB chunks at ~30 files/s (docs: EMBEDDED-DB.md); fewer documents per photo, same memory bound.
 GRIDFS_CHUNK_BYTES = 1024 * 1024
+# Originals are written straight from their spool, this many chunks per insert_many: 4 MB per round trip,
+# so a 20 MB photo is five round trips and never more than 4 MB of it is held for the write.
+CHUNKS_PER_WRITE = 4
 # Candidates examined per near-duplicate lookup; a band shared by more photos than this is noise.
 NEAR_DUPLICATE_CANDIDATES = 500
 
@@ -32,6 +37,10 @@ INDEXES: dict[str, list[IndexModel]] = {
     ],
     "uploads": [IndexModel([("created_by", ASCENDING), ("created_at", ASCENDING)]), IndexModel("expires_at")],
     "upload_chunks": [IndexModel([("upload_id", ASCENDING), ("offset", ASCENDING)], unique=True)],
+    # The GridFS indexes (what the driver creates on a bucket's first upload), declared because originals
+    # are written without the driver's upload stream (write_chunks + file_document).
+    f"{BUCKET}.files": [IndexModel([("filename", ASCENDING), ("uploadDate", ASCENDING)])],
+    f"{BUCKET}.chunks": [IndexModel([("files_id", ASCENDING), ("n", ASCENDING)], unique=True)],
 }
 
 
@@ -103,6 +112,46 @@ async def ensure_file(
     except DuplicateKeyError:
         if not await db[f"{BUCKET}.files"].find_one({"_id": file_id}, {"_id": 1}):
             raise
+
+
+async def write_chunks(db: Database, file_id: str, read_at: Callable[[int, int], bytes], length: int) -> None:
+    """Store `length` bytes (read by position) as the chunks of GridFS file `file_id`, several per round trip.
+
+    The file is not visible until its files document (`file_document`) is inserted, which the caller
+    does in the transaction that records the photo; `discard_file` removes chunks that never got one."""
+    chunks = db[f"{BUCKET}.chunks"]
+    batch: list[Doc] = []
+    for n, offset in enumerate(range(0, length, GRIDFS_CHUNK_BYTES)):
+        batch.append({"files_id": file_id, "n": n, "data": read_at(offset, GRIDFS_CHUNK_BYTES)})
+        if len(batch) == CHUNKS_PER_WRITE:
+            await chunks.insert_many(batch)
+            batch = []
+    if batch:
+        await chunks.insert_many(batch)
+
+
+def file_document(
+    file_id: str, length: int, filename: str, metadata: dict[str, Any], uploaded_at: datetime
+) -> Doc:
+    """The GridFS files document for chunks written by `write_chunks` (the driver's format)."""
+    return {
+        "_id": file_id,
+        "length": length,
+        "chunkSize": GRIDFS_CHUNK_BYTES,
+        "uploadDate": uploaded_at,
+        "filename": filename,
+        "metadata": metadata,
+    }
+
+
+async def insert_file_document(db: Database, doc: Doc, session: AsyncClientSession) -> None:
+    await db[f"{BUCKET}.files"].insert_one(doc, session=session)
+
+
+async def discard_file(db: Database, file_id: str) -> None:
+    """Remove a file's chunks and files document, whether or not its write completed."""
+    await db[f"{BUCKET}.chunks"].delete_many({"files_id": file_id})
+    await db[f"{BUCKET}.files"].delete_one({"_id": file_id})
 
 
 async def delete_file(db: Database, file_id: Any) -> int:
