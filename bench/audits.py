@@ -1,5 +1,7 @@
 """Benchmark: submitting a fully answered audit. Database round trips per submit (must not grow with the
 number of items) and submit latency p50/p95 against a raw PyMongo script doing the same minimal writes.
+Also one batch of every answer of the shipped checklist (PATCH .../answers): document updates per batch,
+latency one phone after another and with `PHONES` phones at once.
 
     .venv/bin/python -m bench.audits
 """
@@ -31,6 +33,7 @@ from tests.audit_factories import add_photo, publish_checklist, sized_definition
 
 ROUNDS = 25
 SIZES = (10, 40, 80)
+PHONES = 8
 
 
 class CommandCounter(monitoring.CommandListener):
@@ -39,10 +42,15 @@ class CommandCounter(monitoring.CommandListener):
     def __init__(self) -> None:
         self.count = 0
         self.names: list[str] = []
+        self.updates = 0
 
     def started(self, event: monitoring.CommandStartedEvent) -> None:
         self.count += 1
         self.names.append(event.command_name)
+        if event.command_name == "update":
+            self.updates += len(event.command.get("updates", ()))
+        elif event.command_name == "findAndModify":
+            self.updates += 1
 
     def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
         pass
@@ -53,6 +61,7 @@ class CommandCounter(monitoring.CommandListener):
     def reset(self) -> None:
         self.count = 0
         self.names = []
+        self.updates = 0
 
 
 def passing_value(item: Item) -> Any:
@@ -158,12 +167,15 @@ async def run() -> dict[str, Any]:
         await web.TCPSite(runner, "127.0.0.1", port).start()
         base = f"http://127.0.0.1:{port}"
         rows: list[dict[str, Any]] = []
+        answers: dict[str, Any] | None = None
         async with ClientSession() as http:
             async with http.post(f"{base}/api/v1/auth/login", json=credentials["inspector"]) as resp:
                 token = (await resp.json())["access_token"]
             headers = {"Authorization": f"Bearer {token}"}
             for label, checklist in checklists:
                 rows.append(await measure(http, base, headers, services, client, counter, branch, label, checklist))
+            label, checklist = checklists[-1]
+            answers = await measure_answers(http, base, headers, counter, branch, label, checklist)
     finally:
         if runner is not None:
             await runner.cleanup()
@@ -173,6 +185,7 @@ async def run() -> dict[str, Any]:
         "rounds": ROUNDS,
         "rows": rows,
         "round_trips_constant": len({r["round_trips_per_submit"] for r in rows}) == 1,
+        "answers": answers,
     }
 
 
@@ -240,6 +253,76 @@ async def measure(
     }
 
 
+async def start_audit(
+    http: ClientSession, base: str, headers: dict[str, str], branch: dict[str, Any], checklist: Checklist, now: str
+) -> str:
+    audit_id = str(uuid.uuid4())
+    body = {
+        "branch_id": branch["_id"],
+        "checklist_key": checklist.key,
+        "started_at": now,
+        "location": branch["location"],
+    }
+    async with http.put(f"{base}/api/v1/audits/{audit_id}", json=body, headers=headers) as resp:
+        assert resp.status == 201, await resp.text()
+    return audit_id
+
+
+async def patch_answers(
+    http: ClientSession, base: str, headers: dict[str, str], audit_id: str, answers: list[dict[str, Any]]
+) -> tuple[float, dict[str, Any]]:
+    """One answers batch; its milliseconds and response."""
+    started = time.perf_counter()
+    async with http.patch(f"{base}/api/v1/audits/{audit_id}/answers", json=answers, headers=headers) as resp:
+        assert resp.status == 200, await resp.text()
+        body: dict[str, Any] = await resp.json()
+    return (time.perf_counter() - started) * 1000, body
+
+
+async def measure_answers(
+    http: ClientSession,
+    base: str,
+    headers: dict[str, str],
+    counter: CommandCounter,
+    branch: dict[str, Any],
+    label: str,
+    checklist: Checklist,
+) -> dict[str, Any]:
+    """Every answer of a checklist in one batch: first delivery, replay, and `PHONES` phones at once."""
+    now = SystemClock().now().isoformat()
+    answers = [
+        {"item_id": i.id, "value": passing_value(i), "answered_at": now} for i in checklist.items() if i.type != "photo"
+    ]
+    first_ms: list[float] = []
+    replay_ms: list[float] = []
+    updates: list[int] = []
+    for _ in range(ROUNDS):
+        audit_id = await start_audit(http, base, headers, branch, checklist, now)
+        counter.reset()
+        elapsed, body = await patch_answers(http, base, headers, audit_id, answers)
+        assert body["applied"] == len(answers), body
+        first_ms.append(elapsed)
+        updates.append(counter.updates)
+        elapsed, body = await patch_answers(http, base, headers, audit_id, answers)
+        assert body["applied"] == 0, body
+        replay_ms.append(elapsed)
+    concurrent_ms: list[float] = []
+    for _ in range(max(1, ROUNDS // PHONES)):
+        audits = [await start_audit(http, base, headers, branch, checklist, now) for _ in range(PHONES)]
+        done = await asyncio.gather(*(patch_answers(http, base, headers, a, answers) for a in audits))
+        concurrent_ms.extend(elapsed for elapsed, _ in done)
+    return {
+        "checklist": label,
+        "answers_per_batch": len(answers),
+        "document_updates_per_batch": max(updates),
+        "sequential_p50_ms": round(statistics.median(first_ms), 2),
+        "sequential_p95_ms": round(percentile(first_ms, 95), 2),
+        "replay_p50_ms": round(statistics.median(replay_ms), 2),
+        f"{PHONES}_phones_p50_ms": round(statistics.median(concurrent_ms), 2),
+        f"{PHONES}_phones_p95_ms": round(percentile(concurrent_ms, 95), 2),
+    }
+
+
 def main() -> None:
     figures = asyncio.run(run())
     save("audits", figures)
@@ -265,6 +348,10 @@ def main() -> None:
             ]
         )
     )
+    answers = figures["answers"]
+    if answers:
+        print(f"Answers batch: {answers['checklist']}, {answers['answers_per_batch']} answers in one PATCH")
+        print(table([(name, str(value)) for name, value in answers.items() if name != "checklist"]))
 
 
 if __name__ == "__main__":

@@ -40,6 +40,20 @@ def can_view_audit(who: Principal, audit: dict[str, Any]) -> bool:
     return False
 
 
+def history_scope(who: Principal) -> dict[str, Any] | None:
+    """The filter every audit listing of `who` is confined to (None: they may list nothing); the same
+    scope as can_view_audit."""
+    if who.role in HEAD_OFFICE_VIEW:
+        return {}
+    if who.role in (INSPECTOR, MYSTERY_SHOPPER):
+        return {"auditor_id": who.user_id}
+    if who.role == BRANCH_HEAD and who.branch_id:
+        return {"branch_id": who.branch_id, "status": "released"}
+    if who.role == REGIONAL_MANAGER and who.region_id:
+        return {"region_id": who.region_id, "status": "released"}
+    return None
+
+
 def is_branch_view(who: Principal) -> bool:
     return who.role in BRANCH_VIEW
 

@@ -6,9 +6,10 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING, IndexModel, UpdateOne
+from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
 from pymongo.asynchronous.client_session import AsyncClientSession
 
+from schemas.audits import AuditQuery
 from server.db import Database, Doc
 from server.storage.paging import after_filter, combine, decode_cursor, encode_cursor, page_of
 
@@ -75,17 +76,24 @@ async def audit(db: Database, audit_id: str, session: AsyncClientSession | None 
 
 
 async def insert_audit(db: Database, doc: Doc, session: AsyncClientSession) -> None:
+    """Insert a new audit with its history key."""
+    doc.setdefault(HK, history_key(doc["started_at"], doc["_id"]))
     await db.audits.insert_one(doc, session=session)
 
 
-def newest_per_item(answers: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Within one batch, the latest answered_at per item wins (the first on a tie)."""
-    chosen: dict[str, dict[str, Any]] = {}
-    for answer in answers:
-        current = chosen.get(answer["item_id"])
-        if current is None or answer["answered_at"] > current["answered_at"]:
-            chosen[answer["item_id"]] = answer
-    return chosen
+async def take_assignment(db: Database, assignment_id: str, audit_id: str, session: AsyncClientSession) -> bool:
+    """Link a planned assignment to the audit started for it; False when another audit took it first."""
+    taken = await db.assignments.update_one(
+        {"_id": assignment_id, "audit_id": None},
+        {"$set": {"audit_id": audit_id, "status": "in_progress"}},
+        session=session,
+    )
+    return taken.modified_count == 1
+
+
+def _replaces(item_id: str, answered_at: datetime) -> dict[str, Any]:
+    # A missing answer sorts before every date in BSON order, so it is replaced too.
+    return {"$lt": [f"$answers.{item_id}.answered_at", answered_at]}
 
 
 async def apply_answers(
@@ -95,41 +103,33 @@ async def apply_answers(
     now: datetime,
     answerable: list[str],
     session: AsyncClientSession,
-) -> int:
-    """Store each answer unless a version answered at the same time or later is already there.
-    One conditional update per item in one round trip: correct whatever the arrival order and under
-    concurrent batches, and a replayed batch matches nothing. Returns how many answers were stored."""
+) -> Doc | None:
+    """Store each answer (stored form, per item) unless a version answered at the same time or later is
+    already there, in one pipeline update of the audit: every condition is evaluated against the same
+    state, so concurrent batches cannot lose each other's answers and a replayed batch changes nothing.
+    The answer revision moves by the number stored; status and updated_at only when one was.
+    Returns the audit as it was just before (None when it is not answerable)."""
     if not answers:
-        return 0
-    requests = []
-    for item_id, answer in answers.items():
-        at = answer["answered_at"]
-        stored = {
-            "value": answer.get("value"),
-            "na": bool(answer.get("na")),
-            "note": answer.get("note"),
-            "answered_at": at,
-            "received_at": now,
-            "fixed_on_spot": bool(answer.get("fixed_on_spot")),
+        return await db.audits.find_one({"_id": audit_id, "status": {"$in": answerable}}, session=session)
+    changed = [{"$cond": [_replaces(item_id, a["answered_at"]), 1, 0]} for item_id, a in answers.items()]
+    applied: dict[str, Any] = {"$add": changed}
+    anything: dict[str, Any] = {"$gt": [applied, 0]}
+    stage: dict[str, Any] = {
+        f"answers.{item_id}": {
+            "$cond": [_replaces(item_id, answer["answered_at"]), {"$literal": answer}, f"$answers.{item_id}"]
         }
-        requests.append(
-            UpdateOne(
-                {
-                    "_id": audit_id,
-                    "status": {"$in": answerable},
-                    "$or": [
-                        {f"answers.{item_id}": {"$exists": False}},
-                        {f"answers.{item_id}.answered_at": {"$lt": at}},
-                    ],
-                },
-                {
-                    "$set": {f"answers.{item_id}": stored, "status": "in_progress", "updated_at": now},
-                    "$inc": {"answers_rev": 1},
-                },
-            )
-        )
-    result = await db.audits.bulk_write(requests, ordered=False, session=session)
-    return int(result.modified_count)
+        for item_id, answer in answers.items()
+    }
+    stage["answers_rev"] = {"$add": [{"$ifNull": ["$answers_rev", 0]}, applied]}
+    stage["status"] = {"$cond": [anything, "in_progress", "$status"]}
+    stage["updated_at"] = {"$cond": [anything, now, "$updated_at"]}
+    before: Doc | None = await db.audits.find_one_and_update(
+        {"_id": audit_id, "status": {"$in": answerable}},
+        [{"$set": stage}],
+        return_document=ReturnDocument.BEFORE,
+        session=session,
+    )
+    return before
 
 
 async def freeze_submitted(
@@ -175,6 +175,20 @@ async def photos_by_item(db: Database, audit_id: str) -> dict[str, list[str]]:
     return {row["_id"]: list(row["ids"]) for row in rows if row["_id"]}
 
 
+async def rectifications_of(db: Database, audit_id: str) -> list[Doc]:
+    """The rectifications opened for an audit's findings."""
+    return await db.rectifications.find({"audit_id": audit_id}).to_list()
+
+
+TRAIL_FIELDS = ("_id", "at", "actor_id", "actor_role", "action", "entity_type", "entity_id", "summary")
+
+
+async def trail_of(db: Database, audit_id: str) -> list[Doc]:
+    """Trail entries about an audit or naming it, oldest first."""
+    query = {"$or": [{"entity_id": audit_id}, {"related_ids": audit_id}]}
+    return await db.trail.find(query, dict.fromkeys(TRAIL_FIELDS, 1)).sort("at", 1).to_list()
+
+
 # --- history --------------------------------------------------------------------------------------
 
 
@@ -216,7 +230,48 @@ async def explain_history(db: Database, filters: dict[str, Any]) -> dict[str, An
     return dict(await db.audits.find(query).sort(HK, DESCENDING).hint(hint).limit(51).explain())
 
 
+EQUALITY_FILTERS = (
+    "branch_id",
+    "region_id",
+    "program_id",
+    "checklist_key",
+    "checklist_version",
+    "status",
+    "grade",
+    "critical_failed",
+)
+
+
+def history_filter(scope: Mapping[str, Any], query: AuditQuery) -> dict[str, Any] | None:
+    """The Mongo filter for a history query within the caller's scope (None when the scope excludes it)."""
+    filters: dict[str, Any] = {
+        name: getattr(query, name) for name in EQUALITY_FILTERS if getattr(query, name) is not None
+    }
+    auditor = query.inspector or query.auditor_id
+    if auditor:
+        filters["auditor_id"] = auditor
+    for key, value in scope.items():
+        if key in filters and filters[key] != value:
+            return None
+        filters[key] = value
+    if query.min_score is not None or query.max_score is not None:
+        bounds = (("$gte", query.min_score), ("$lte", query.max_score))
+        filters["score"] = {k: v for k, v in bounds if v is not None}
+    if query.has_flag:
+        filters["flags"] = {"$gte": ""} if query.has_flag == "any" else query.has_flag
+    filters.update(history_bounds(query.from_, query.to, query.cursor))
+    return filters
+
+
 # --- findings -------------------------------------------------------------------------------------
+
+
+async def release_findings(db: Database, audit_id: str, now: datetime, session: AsyncClientSession) -> None:
+    await db.findings.update_many({"audit_id": audit_id}, {"$set": {"released_at": now}}, session=session)
+
+
+async def delete_findings(db: Database, audit_id: str, session: AsyncClientSession) -> None:
+    await db.findings.delete_many({"audit_id": audit_id}, session=session)
 
 
 async def insert_findings(db: Database, findings: list[Doc], session: AsyncClientSession) -> None:

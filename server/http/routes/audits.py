@@ -1,11 +1,10 @@
 """Audits from phones: start (client UUID, replay-safe), answer in batches (latest answered_at wins),
-submit (frozen, scored, findings), review (release or return), detail and history."""
+submit (frozen, scored, findings), review (release or return), detail and history. Handlers parse,
+authorize, call server.domain and server.storage, and respond."""
 
 from __future__ import annotations
 
-import importlib
 import uuid
-from datetime import datetime, timedelta
 from typing import Any
 
 from aiohttp import web
@@ -32,63 +31,47 @@ from schemas.audits import (
 from schemas.checklist import Checklist
 from server.context import Services, UnitOfWork
 from server.db import Doc
-from server.domain import audit_access, audit_rules
-from server.domain.scoring import ScoreResult, score_audit
+from server.domain import answers as answer_rules
+from server.domain import audit_access, audit_rules, audit_start
+from server.domain.scoring import score_audit
+from server.domain.submission import (
+    SUBMISSION_FIELDS,
+    build_findings,
+    finding_counts,
+    returned_changes,
+    submit_result,
+    submitted_changes,
+)
 from server.errors import Conflict, Forbidden, InvalidTransition, NotFound, ValidationFailed, field_error
 from server.http import authz
 from server.http.api import ApiRouter, body_of, json_response, match_info, query_of
 from server.http.request_meta import actor
 from server.keys import SERVICES
 from server.storage import audits as store
+from server.storage import checklists as checklist_store
 from server.storage import org, programs
+
+# Other route modules import these from here.
+__all__ = ["current_checklist", "finding_counts", "history_filters", "pinned_checklist", "router"]
 
 router = ApiRouter("audits")
 FIELD = authz.FIELD_ROLES
 REVIEWERS = frozenset({authz.COMPLIANCE, authz.ADMIN})
 MAX_BATCH = 500
-FUTURE_TOLERANCE = timedelta(minutes=10)
-FINDING_NS = uuid.UUID("0f4f1c1e-6a55-4b9e-9c39-3b0f7f6f2a10")
-SEVERITIES = ("minor", "major", "critical")
+SUBMIT_ATTEMPTS = 5
 
 
-# --- checklists (immutable versions are cached per process) ---------------------------------------
-
-
-def _checklist_store() -> Any:
-    try:
-        return importlib.import_module("server.storage.checklists")
-    except ModuleNotFoundError:
-        return None
+# --- shared look-ups ------------------------------------------------------------------------------
 
 
 async def load_version(services: Services, key: str, version: int) -> Checklist | None:
-    """A published checklist version; versions never change, so they are cached."""
-    cache: dict[tuple[str, int], Checklist] = services.extras.setdefault("checklist_versions", {})
-    found = cache.get((key, version))
-    if found is not None:
-        return found
-    module = _checklist_store()
-    if module is not None:
-        found = await module.get_version(services.db, key, version)
-    else:
-        doc = await services.db.checklist_versions.find_one({"_id": f"{key}@{version}"})
-        found = Checklist.model_validate(doc["definition"]) if doc else None
-    if found is not None:
-        cache[(key, version)] = found
-    return found
+    """A published checklist version (cached in-process: versions never change)."""
+    return await checklist_store.get_version(services.db, key, version)
 
 
 async def current_checklist(services: Services, key: str) -> tuple[Checklist, int] | None:
-    module = _checklist_store()
-    if module is not None:
-        current: tuple[Checklist, int] | None = await module.get_current(services.db, key)
-        return current
-    head = await services.db.checklists.find_one({"_id": key})
-    if head is None:
-        return None
-    version = int(head["current_version"])
-    checklist = await load_version(services, key, version)
-    return (checklist, version) if checklist else None
+    """The checklist version a new audit of `key` pins, and its number."""
+    return await checklist_store.get_current(services.db, key)
 
 
 def pseudonym_key(services: Services) -> bytes:
@@ -131,6 +114,11 @@ def audit_progress(checklist: Checklist, audit: Doc, photos: dict[str, list[str]
     )
 
 
+def _detail(services: Services, who: authz.Principal, audit: Doc) -> dict[str, Any]:
+    view = audit_access.audit_detail(who, audit, pseudonym_key(services))
+    return AuditPublic.model_validate(view).model_dump(mode="json", exclude_none=True)
+
+
 # --- start ----------------------------------------------------------------------------------------
 
 
@@ -146,9 +134,8 @@ def audit_progress(checklist: Checklist, audit: Doc, photos: dict[str, list[str]
 async def start_audit(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
     who = authz.principal(request)
-    audit_id = match_info(request, "audit_id")
     try:
-        audit_id = str(uuid.UUID(audit_id))
+        audit_id = str(uuid.UUID(match_info(request, "audit_id")))
     except ValueError:
         raise ValidationFailed(
             "audit_id must be a UUID", errors=[field_error(["path", "audit_id"], "not a UUID")]
@@ -158,18 +145,14 @@ async def start_audit(request: web.Request) -> web.Response:
     existing = await store.audit(services.db, audit_id)
     if existing is not None:
         return _replayed_start(services, who, existing, request_doc)
-    doc, assignment = await _new_audit(services, who, audit_id, body, request_doc)
+    doc = await _new_audit(services, who, audit_id, body, request_doc)
 
     async def work(uow: UnitOfWork) -> None:
         await store.insert_audit(uow.db, doc, uow.session)
-        if assignment is not None:
-            taken = await uow.db.assignments.update_one(
-                {"_id": assignment["_id"], "audit_id": None},
-                {"$set": {"audit_id": audit_id, "status": "in_progress"}},
-                session=uow.session,
-            )
-            if taken.modified_count != 1:
-                raise Conflict("This assignment's audit was already started")
+        if doc["assignment_id"] and not await store.take_assignment(
+            uow.db, doc["assignment_id"], audit_id, uow.session
+        ):
+            raise Conflict("This assignment's audit was already started")
         uow.emit(
             AuditStarted(
                 audit_id=audit_id,
@@ -204,38 +187,23 @@ async def start_audit(request: web.Request) -> web.Response:
 def _replayed_start(
     services: Services, who: authz.Principal, existing: Doc, request_doc: dict[str, Any]
 ) -> web.Response:
-    if existing.get("auditor_id") != who.user_id or existing.get("start_request") != request_doc:
+    if not audit_start.same_start(existing, who, request_doc):
         raise Conflict("An audit with this id was started with a different request")
     return json_response(_detail(services, who, existing), status=200)
 
 
 async def _new_audit(
     services: Services, who: authz.Principal, audit_id: str, body: AuditStart, request_doc: dict[str, Any]
-) -> tuple[Doc, Doc | None]:
-    db = services.db
+) -> Doc:
     assignment: Doc | None = None
     if body.assignment_id:
-        assignment = await programs.assignment(db, body.assignment_id)
+        assignment = await programs.assignment(services.db, body.assignment_id)
         if assignment is None:
             raise ValidationFailed(
                 "Unknown assignment", errors=[field_error(["body", "assignment_id"], "no such assignment")]
             )
-        if assignment.get("assignee_id") != who.user_id:
-            raise Forbidden("Only the assignee may start this visit")
-        if assignment.get("audit_id") or assignment.get("status") != "planned":
-            raise Conflict("This assignment's audit was already started")
-        if body.branch_id and body.branch_id != assignment["branch_id"]:
-            raise ValidationFailed(
-                "branch_id differs from the assignment's",
-                errors=[field_error(["body", "branch_id"], "not the assignment's branch")],
-            )
-        if body.checklist_key != assignment["checklist_key"]:
-            raise ValidationFailed(
-                "checklist_key differs from the assignment's",
-                errors=[field_error(["body", "checklist_key"], "not the assignment's checklist")],
-            )
-    branch_id = assignment["branch_id"] if assignment else body.branch_id
-    branch = await org.branch(db, str(branch_id))
+        audit_start.check_assignment(assignment, who, body)
+    branch = await org.branch(services.db, str(assignment["branch_id"] if assignment else body.branch_id))
     if branch is None:
         raise ValidationFailed("Unknown branch", errors=[field_error(["body", "branch_id"], "no such branch")])
     if assignment is None and who.home_branch_id == branch["_id"]:
@@ -246,57 +214,17 @@ async def _new_audit(
             "Unknown checklist", errors=[field_error(["body", "checklist_key"], "no published checklist")]
         )
     checklist, version = current
-    now = services.clock.now()
-    channel = assignment["channel"] if assignment else checklist.channel
-    covert = bool(assignment["covert"]) if assignment else who.role == authz.MYSTERY_SHOPPER
-    location = (body.location.lat, body.location.lon) if body.location else None
-    window = (assignment["window_start"], assignment["window_end"]) if assignment else None
-    flags, distance = audit_rules.checkin_flags(
-        at=body.started_at,
-        location=location,
-        branch_location=(branch["location"]["lat"], branch["location"]["lon"]) if channel == "in_branch" else None,
-        geofence_m=float(branch.get("geofence_m") or 150),
-        window=window,
+    return audit_start.new_audit(
+        audit_id,
+        who=who,
+        body=body,
+        request_doc=request_doc,
+        branch=branch,
+        assignment=assignment,
+        checklist_channel=checklist.channel,
+        checklist_version=version,
+        now=services.clock.now(),
     )
-    if body.started_at > now + FUTURE_TOLERANCE:
-        flags.append("started_in_future")
-    started_at = body.started_at.astimezone(now.tzinfo)
-    doc: Doc = {
-        "_id": audit_id,
-        "assignment_id": assignment["_id"] if assignment else None,
-        "program_id": assignment["program_id"] if assignment else None,
-        "branch_id": branch["_id"],
-        "region_id": branch["region_id"],
-        "branch_timezone": branch.get("timezone"),
-        "branch_type": branch.get("branch_type"),
-        "checklist_key": body.checklist_key,
-        "checklist_version": version,
-        "channel": channel,
-        "covert": covert,
-        "auditor_id": who.user_id,
-        "auditor_role": who.role,
-        "auditor_name": who.display_name,
-        "status": "in_progress",
-        "started_at": started_at,
-        "history_key": store.history_key(started_at, audit_id),
-        "checkin": {
-            "at": started_at,
-            "received_at": now,
-            "location": request_doc.get("location"),
-            "distance_m": distance,
-            "flags": flags,
-        },
-        "answers": {},
-        "answers_rev": 0,
-        "submissions": 0,
-        "flags": list(flags),
-        "finding_counts": dict.fromkeys(SEVERITIES, 0),
-        "open_rectifications": 0,
-        "start_request": request_doc,
-        "created_at": now,
-        "updated_at": now,
-    }
-    return doc, assignment
 
 
 # --- answers --------------------------------------------------------------------------------------
@@ -325,113 +253,55 @@ async def answer_audit(request: web.Request) -> web.Response:
     errors = audit_rules.validate_answers(checklist, answers, may_fix_on_spot=who.role == authz.INSPECTOR)
     if errors:
         raise ValidationFailed(f"{len(errors)} answers do not fit the checklist", errors=errors)
-    newest = store.newest_per_item(answers)
+    # Only answers newer than what was just read can still win; none (a replayed batch) writes nothing.
+    candidates = answer_rules.newer_than_stored(audit.get("answers"), answer_rules.newest_per_item(answers))
+    applied = 0
+    if candidates:
+        audit, applied = await _store_answers(request, services, audit, candidates, received=len(answers))
+    photos = await store.photos_by_item(services.db, audit["_id"])
+    result = {
+        "audit_id": audit["_id"],
+        "status": audit["status"],
+        "applied": applied,
+        "progress": audit_progress(checklist, audit, photos).as_dict(),
+    }
+    return json_response(AnswersResult.model_validate(result))
 
-    async def work(uow: UnitOfWork) -> int:
-        applied = await store.apply_answers(
-            uow.db, audit["_id"], newest, uow.now, list(audit_rules.ANSWERABLE), uow.session
+
+async def _store_answers(
+    request: web.Request, services: Services, audit: Doc, candidates: dict[str, dict[str, Any]], *, received: int
+) -> tuple[Doc, int]:
+    """Store the answers in one conditional update; the audit as it left and how many answers changed."""
+
+    async def work(uow: UnitOfWork) -> tuple[Doc, int] | None:
+        stored = {item_id: answer_rules.stored_answer(a, uow.now) for item_id, a in candidates.items()}
+        before = await store.apply_answers(
+            uow.db, audit["_id"], stored, uow.now, list(audit_rules.ANSWERABLE), uow.session
         )
+        if before is None:
+            return None
+        after, applied = answer_rules.after_batch(before, stored, uow.now)
         if applied:
             uow.record(
                 "audit.answer",
                 "audit",
                 audit["_id"],
-                {"received": len(answers), "applied": applied},
+                {"received": received, "applied": applied},
                 branch_id=audit["branch_id"],
             )
-        return applied
+        return after, applied
 
-    applied = await services.transact(actor(request), work)
-    fresh = await store.audit(services.db, audit["_id"]) or audit
-    if fresh["status"] in audit_rules.SUBMITTED and applied == 0:
-        audit_rules.next_status(fresh["status"], "answer")  # submitted meanwhile: 409
-    photos = await store.photos_by_item(services.db, audit["_id"])
-    result = {
-        "audit_id": audit["_id"],
-        "status": fresh["status"],
-        "applied": applied,
-        "progress": audit_progress(checklist, fresh, photos).as_dict(),
-    }
-    return json_response(AnswersResult.model_validate(result))
+    outcome = await services.transact(actor(request), work)
+    if outcome is None:  # submitted meanwhile: 409
+        fresh = await store.audit(services.db, audit["_id"])
+        if fresh is None:
+            raise NotFound("Audit not found")
+        audit_rules.next_status(fresh["status"], "answer")
+        raise Conflict("The audit changed while answering; retry")
+    return outcome
 
 
 # --- submit ---------------------------------------------------------------------------------------
-
-
-def submit_result(audit: Doc) -> dict[str, Any]:
-    result = audit.get("result") or {}
-    return {
-        "audit_id": audit["_id"],
-        "status": audit["status"],
-        "score": audit.get("score"),
-        "grade": audit.get("grade"),
-        "critical_failed": bool(audit.get("critical_failed")),
-        "sections": [
-            {"id": s["id"], "score": s["score"], "max": s["max"], "points": s["points"]}
-            for s in result.get("sections", [])
-        ],
-        "findings": list(result.get("findings", [])),
-    }
-
-
-def build_findings(
-    audit: Doc,
-    checklist: Checklist,
-    scored: ScoreResult,
-    photos: dict[str, list[str]],
-    now: datetime,
-    submission: int,
-) -> list[Doc]:
-    """One finding per failed, visible, scored item."""
-    answers = audit.get("answers") or {}
-    findings = []
-    for entry in scored.failed_items():
-        item = checklist.item(entry.item_id)
-        assert item is not None
-        answer = answers.get(entry.item_id) or {}
-        findings.append(
-            {
-                "_id": str(uuid.uuid5(FINDING_NS, f"{audit['_id']}:{entry.item_id}:{submission}")),
-                "audit_id": audit["_id"],
-                "branch_id": audit["branch_id"],
-                "region_id": audit["region_id"],
-                "program_id": audit.get("program_id"),
-                "checklist_key": audit["checklist_key"],
-                "checklist_version": audit["checklist_version"],
-                "item_id": entry.item_id,
-                "section_id": entry.section_id,
-                "severity": item.severity,
-                "critical": item.critical,
-                "answer": {
-                    "value": answer.get("value"),
-                    "na": bool(answer.get("na")),
-                    "note": answer.get("note"),
-                },
-                "photo_ids": photos.get(entry.item_id, []),
-                "status": "open",
-                "fixed_on_spot": bool(answer.get("fixed_on_spot")),
-                "covert": bool(audit.get("covert")),
-                "auditor_id": audit["auditor_id"],
-                "created_at": now,
-                "released_at": None,
-                "pending_appeal_id": None,
-            }
-        )
-    return findings
-
-
-def result_document(scored: ScoreResult, findings: list[Doc]) -> dict[str, Any]:
-    stored = scored.model_dump(mode="json")
-    stored["findings"] = [{"id": f["_id"], "item_id": f["item_id"], "severity": f["severity"]} for f in findings]
-    return stored
-
-
-def finding_counts(findings: list[Doc]) -> dict[str, int]:
-    counts = dict.fromkeys(SEVERITIES, 0)
-    for f in findings:
-        if f["status"] == "open":
-            counts[f["severity"]] += 1
-    return counts
 
 
 @router.post(
@@ -445,7 +315,7 @@ async def submit_audit(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
     who = authz.principal(request)
     audit_id = match_info(request, "audit_id")
-    for _ in range(5):
+    for _ in range(SUBMIT_ATTEMPTS):
         audit = await own_audit(services, who, audit_id)
         if audit["status"] in audit_rules.SUBMITTED:
             return json_response(SubmitResult.model_validate(submit_result(audit)))
@@ -456,6 +326,7 @@ async def submit_audit(request: web.Request) -> web.Response:
 
 
 async def _try_submit(request: web.Request, services: Services, audit: Doc) -> dict[str, Any] | None:
+    """Score and freeze the audit as read; None when answers arrived meanwhile (read again and retry)."""
     audit_rules.next_status(audit["status"], "submit")
     checklist = await pinned_checklist(services, audit)
     photos = await store.photos_by_item(services.db, audit["_id"])
@@ -479,62 +350,18 @@ async def _try_submit(request: web.Request, services: Services, audit: Doc) -> d
     )
     submission = int(audit.get("submissions", 0)) + 1
     findings = build_findings(audit, checklist, scored, photos, now, submission)
-    result = result_document(scored, findings)
-    changes = {
-        "status": "submitted",
-        "submitted_at": now,
-        "updated_at": now,
-        "submissions": submission,
-        "result": result,
-        "score": scored.score,
-        "grade": scored.grade,
-        "critical_failed": scored.critical_failed,
-        "finding_counts": finding_counts(findings),
-    }
+    changes = submitted_changes(scored, findings, now, submission)
+    answers_rev = int(audit.get("answers_rev", 0))
 
     async def work(uow: UnitOfWork) -> bool:
         if not await store.freeze_submitted(
-            uow.db,
-            audit["_id"],
-            int(audit.get("answers_rev", 0)),
-            changes,
-            list(audit_rules.ANSWERABLE),
-            uow.session,
+            uow.db, audit["_id"], answers_rev, changes, list(audit_rules.ANSWERABLE), uow.session
         ):
             return False
         await store.insert_findings(uow.db, findings, uow.session)
         if audit.get("assignment_id"):
             await programs.set_assignment_status(uow.db, audit["assignment_id"], "submitted", uow.session)
-        ids = {"branch_id": audit["branch_id"], "region_id": audit["region_id"]}
-        uow.emit(
-            AuditSubmitted(
-                audit_id=audit["_id"],
-                branch_id=audit["branch_id"],
-                region_id=audit["region_id"],
-                score=scored.score,
-                grade=scored.grade,
-                critical_failed=scored.critical_failed,
-                finding_ids=[f["_id"] for f in findings],
-            ),
-            subject_type="audit",
-            subject_id=audit["_id"],
-            **ids,
-        )
-        for f in findings:
-            uow.emit(
-                FindingCreated(
-                    finding_id=f["_id"],
-                    audit_id=audit["_id"],
-                    branch_id=audit["branch_id"],
-                    item_id=f["item_id"],
-                    severity=f["severity"],
-                    fixed_on_spot=f["fixed_on_spot"],
-                ),
-                subject_type="finding",
-                subject_id=f["_id"],
-                audit_id=audit["_id"],
-                **ids,
-            )
+        _emit_submitted(uow, audit, changes, findings)
         uow.record(
             "audit.submit",
             "audit",
@@ -553,6 +380,40 @@ async def _try_submit(request: web.Request, services: Services, audit: Doc) -> d
     if not await services.transact(actor(request), work):
         return None
     return submit_result({**audit, **changes})
+
+
+def _emit_submitted(uow: UnitOfWork, audit: Doc, changes: dict[str, Any], findings: list[Doc]) -> None:
+    """audit.submitted, then finding.created for each finding."""
+    ids = {"branch_id": audit["branch_id"], "region_id": audit["region_id"]}
+    uow.emit(
+        AuditSubmitted(
+            audit_id=audit["_id"],
+            branch_id=audit["branch_id"],
+            region_id=audit["region_id"],
+            score=changes["score"],
+            grade=changes["grade"],
+            critical_failed=changes["critical_failed"],
+            finding_ids=[f["_id"] for f in findings],
+        ),
+        subject_type="audit",
+        subject_id=audit["_id"],
+        **ids,
+    )
+    for f in findings:
+        uow.emit(
+            FindingCreated(
+                finding_id=f["_id"],
+                audit_id=audit["_id"],
+                branch_id=audit["branch_id"],
+                item_id=f["item_id"],
+                severity=f["severity"],
+                fixed_on_spot=f["fixed_on_spot"],
+            ),
+            subject_type="finding",
+            subject_id=f["_id"],
+            audit_id=audit["_id"],
+            **ids,
+        )
 
 
 # --- review ---------------------------------------------------------------------------------------
@@ -575,9 +436,7 @@ async def release_audit(request: web.Request) -> web.Response:
         changes = {"status": "released", "released_at": now, "updated_at": now}
         if not await store.transition(uow.db, audit["_id"], "submitted", changes, uow.session):
             raise InvalidTransition("The audit is no longer submitted")
-        await uow.db.findings.update_many(
-            {"audit_id": audit["_id"]}, {"$set": {"released_at": now}}, session=uow.session
-        )
+        await store.release_findings(uow.db, audit["_id"], now, uow.session)
         if audit.get("assignment_id"):
             await programs.set_assignment_status(uow.db, audit["assignment_id"], "released", uow.session)
         open_ids = [f["id"] for f in (audit.get("result") or {}).get("findings", [])]
@@ -623,26 +482,25 @@ async def return_audit(request: web.Request) -> web.Response:
     audit_rules.next_status(audit["status"], "return")
 
     async def work(uow: UnitOfWork) -> Doc:
-        now = uow.now
-        changes = {
-            "status": "returned",
-            "returned_comment": body.comment,
-            "returned_at": now,
-            "updated_at": now,
-            "finding_counts": dict.fromkeys(SEVERITIES, 0),
-        }
-        unset = ["result", "score", "grade", "critical_failed", "submitted_at"]
+        changes = returned_changes(body.comment, uow.now)
+        unset = list(SUBMISSION_FIELDS)
         if not await store.transition(uow.db, audit["_id"], "submitted", changes, uow.session, unset=unset):
             raise InvalidTransition("The audit is no longer submitted")
         # Findings belong to a submission; the next submission derives them afresh. Each withdrawal is an event,
         # so the feed never keeps a finding.created for a finding that no longer exists.
         withdrawn = await store.findings_of(uow.db, audit["_id"], session=uow.session)
-        await uow.db.findings.delete_many({"audit_id": audit["_id"]}, session=uow.session)
+        await store.delete_findings(uow.db, audit["_id"], uow.session)
         for finding in withdrawn:
             uow.emit(
-                FindingWithdrawn(finding_id=finding["_id"], audit_id=audit["_id"], branch_id=audit["branch_id"],
-                                 item_id=finding["item_id"]),
-                subject_type="finding", subject_id=finding["_id"], audit_id=audit["_id"],
+                FindingWithdrawn(
+                    finding_id=finding["_id"],
+                    audit_id=audit["_id"],
+                    branch_id=audit["branch_id"],
+                    item_id=finding["item_id"],
+                ),
+                subject_type="finding",
+                subject_id=finding["_id"],
+                audit_id=audit["_id"],
                 branch_id=audit["branch_id"],
             )
         if audit.get("assignment_id"):
@@ -655,21 +513,13 @@ async def return_audit(request: web.Request) -> web.Response:
             region_id=audit["region_id"],
         )
         uow.record("audit.return", "audit", audit["_id"], {"comment": body.comment}, branch_id=audit["branch_id"])
-        returned = {**audit, **changes}
-        for key in unset:
-            returned.pop(key, None)
-        return returned
+        return {key: value for key, value in {**audit, **changes}.items() if key not in SUBMISSION_FIELDS}
 
     returned = await services.transact(actor(request), work)
     return json_response(_detail(services, who, returned))
 
 
 # --- reading --------------------------------------------------------------------------------------
-
-
-def _detail(services: Services, who: authz.Principal, audit: Doc) -> dict[str, Any]:
-    view = audit_access.audit_detail(who, audit, pseudonym_key(services))
-    return AuditPublic.model_validate(view).model_dump(mode="json", exclude_none=True)
 
 
 @router.get(
@@ -684,8 +534,7 @@ async def get_audit(request: web.Request) -> web.Response:
     who = authz.principal(request)
     audit = await visible_audit(services, who, match_info(request, "audit_id"))
     view = audit_access.audit_detail(who, audit, pseudonym_key(services))
-    findings = await store.findings_of(db, audit["_id"])
-    view["findings"] = [audit_access.finding_view(who, f) for f in findings]
+    view["findings"] = [audit_access.finding_view(who, f) for f in await store.findings_of(db, audit["_id"])]
     photos = await store.photos_by_item(db, audit["_id"])
     view["photos"] = photos
     checklist = await load_version(services, audit["checklist_key"], audit["checklist_version"])
@@ -693,84 +542,29 @@ async def get_audit(request: web.Request) -> web.Response:
         view["progress"] = audit_progress(checklist, audit, photos).as_dict()
     if audit["status"] == "released" or who.is_head_office:
         view["appeals"] = [store.public_appeal(a) for a in await store.appeals_of(db, audit["_id"])]
-        view["rectifications"] = [
-            _rectification_row(r) for r in await db.rectifications.find({"audit_id": audit["_id"]}).to_list()
-        ]
+        view["rectifications"] = [_rectification_row(r) for r in await store.rectifications_of(db, audit["_id"])]
     if who.is_head_office:
-        version = await db.checklist_versions.find_one(
-            {"_id": f"{audit['checklist_key']}@{audit['checklist_version']}"}, {"definition": 0}
-        )
+        version = await checklist_store.version_record(db, audit["checklist_key"], audit["checklist_version"])
         view["checklist"] = {
             "key": audit["checklist_key"],
             "version": audit["checklist_version"],
             "content_hash": (version or {}).get("content_hash"),
             "published_at": (version or {}).get("published_at"),
         }
-        trail = (
-            await db.trail.find(
-                {"$or": [{"entity_id": audit["_id"]}, {"related_ids": audit["_id"]}]},
-                {
-                    "_id": 1,
-                    "at": 1,
-                    "actor_id": 1,
-                    "actor_role": 1,
-                    "action": 1,
-                    "entity_type": 1,
-                    "entity_id": 1,
-                    "summary": 1,
-                },
-            )
-            .sort("at", 1)
-            .to_list()
-        )
-        view["trail"] = [{**t, "id": t.pop("_id")} for t in trail]
+        view["trail"] = [{**t, "id": t.pop("_id")} for t in await store.trail_of(db, audit["_id"])]
     return json_response(AuditPublic.model_validate(view).model_dump(mode="json", exclude_none=True))
 
 
+RECTIFICATION_FIELDS = ("finding_id", "item_id", "severity", "status", "due_at", "assignee_id", "history", "closed_at")
+
+
 def _rectification_row(doc: Doc) -> dict[str, Any]:
-    return {
-        k: doc.get(k)
-        for k in (
-            "finding_id",
-            "item_id",
-            "severity",
-            "status",
-            "due_at",
-            "assignee_id",
-            "history",
-            "closed_at",
-        )
-    } | {"id": doc["_id"]}
-
-
-EQUALITY_FILTERS = (
-    "branch_id",
-    "region_id",
-    "program_id",
-    "checklist_key",
-    "checklist_version",
-    "status",
-    "grade",
-    "critical_failed",
-)
-
-
-def history_scope(who: authz.Principal) -> dict[str, Any] | None:
-    """What the caller may list at all (None: nothing)."""
-    if who.role in audit_access.HEAD_OFFICE_VIEW:
-        return {}
-    if who.role in FIELD:
-        return {"auditor_id": who.user_id}
-    if who.role == authz.BRANCH_HEAD and who.branch_id:
-        return {"branch_id": who.branch_id, "status": "released"}
-    if who.role == authz.REGIONAL_MANAGER and who.region_id:
-        return {"region_id": who.region_id, "status": "released"}
-    return None
+    return {k: doc.get(k) for k in RECTIFICATION_FIELDS} | {"id": doc["_id"]}
 
 
 def history_filters(who: authz.Principal, q: AuditQuery) -> dict[str, Any] | None:
     """The Mongo filter for a history query, or None when the caller's scope excludes every row."""
-    scope = history_scope(who)
+    scope = audit_access.history_scope(who)
     if scope is None:
         return None
     if q.checklist_version is not None and not q.checklist_key:
@@ -778,20 +572,7 @@ def history_filters(who: authz.Principal, q: AuditQuery) -> dict[str, Any] | Non
             "checklist_version needs checklist_key",
             errors=[field_error(["query", "checklist_version"], "give checklist_key too")],
         )
-    filters: dict[str, Any] = {name: getattr(q, name) for name in EQUALITY_FILTERS if getattr(q, name) is not None}
-    auditor = q.inspector or q.auditor_id
-    if auditor:
-        filters["auditor_id"] = auditor
-    for key, value in scope.items():
-        if key in filters and filters[key] != value:
-            return None
-        filters[key] = value
-    if q.min_score is not None or q.max_score is not None:
-        filters["score"] = {k: v for k, v in (("$gte", q.min_score), ("$lte", q.max_score)) if v is not None}
-    if q.has_flag:
-        filters["flags"] = {"$gte": ""} if q.has_flag == "any" else q.has_flag
-    filters.update(store.history_bounds(q.from_, q.to, q.cursor))
-    return filters
+    return store.history_filter(scope, q)
 
 
 @router.get(

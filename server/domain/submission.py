@@ -1,0 +1,130 @@
+"""What a submission stores, without I/O: one finding per failed item, the result document, the finding
+counts, the changes that freeze the audit, and the submission as the phone and reviewers see it."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from schemas.checklist import Checklist
+from server.db import Doc
+from server.domain.scoring import ScoreResult
+
+FINDING_NS = uuid.UUID("0f4f1c1e-6a55-4b9e-9c39-3b0f7f6f2a10")
+SEVERITIES = ("minor", "major", "critical")
+
+
+def finding_id(audit_id: str, item_id: str, submission: int) -> str:
+    """Stable per audit, item and submission, so a retried submission derives the same findings."""
+    return str(uuid.uuid5(FINDING_NS, f"{audit_id}:{item_id}:{submission}"))
+
+
+def build_findings(
+    audit: Doc,
+    checklist: Checklist,
+    scored: ScoreResult,
+    photos: dict[str, list[str]],
+    now: datetime,
+    submission: int,
+) -> list[Doc]:
+    """One finding per failed, visible, scored item."""
+    answers = audit.get("answers") or {}
+    findings = []
+    for entry in scored.failed_items():
+        item = checklist.item(entry.item_id)
+        if item is None:
+            raise ValueError(f"scored item {entry.item_id} is not in checklist {checklist.key}")
+        answer = answers.get(entry.item_id) or {}
+        findings.append(
+            {
+                "_id": finding_id(audit["_id"], entry.item_id, submission),
+                "audit_id": audit["_id"],
+                "branch_id": audit["branch_id"],
+                "region_id": audit["region_id"],
+                "program_id": audit.get("program_id"),
+                "checklist_key": audit["checklist_key"],
+                "checklist_version": audit["checklist_version"],
+                "item_id": entry.item_id,
+                "section_id": entry.section_id,
+                "severity": item.severity,
+                "critical": item.critical,
+                "answer": {
+                    "value": answer.get("value"),
+                    "na": bool(answer.get("na")),
+                    "note": answer.get("note"),
+                },
+                "photo_ids": photos.get(entry.item_id, []),
+                "status": "open",
+                "fixed_on_spot": bool(answer.get("fixed_on_spot")),
+                "covert": bool(audit.get("covert")),
+                "auditor_id": audit["auditor_id"],
+                "created_at": now,
+                "released_at": None,
+                "pending_appeal_id": None,
+            }
+        )
+    return findings
+
+
+def result_document(scored: ScoreResult, findings: list[Doc]) -> dict[str, Any]:
+    """The stored result: the score with its breakdown, and the findings it produced."""
+    stored = scored.model_dump(mode="json")
+    stored["findings"] = [{"id": f["_id"], "item_id": f["item_id"], "severity": f["severity"]} for f in findings]
+    return stored
+
+
+def finding_counts(findings: list[Doc]) -> dict[str, int]:
+    """Open findings per severity."""
+    counts = dict.fromkeys(SEVERITIES, 0)
+    for f in findings:
+        if f["status"] == "open":
+            counts[f["severity"]] += 1
+    return counts
+
+
+def submitted_changes(scored: ScoreResult, findings: list[Doc], now: datetime, submission: int) -> dict[str, Any]:
+    """The fields that freeze a submitted audit."""
+    return {
+        "status": "submitted",
+        "submitted_at": now,
+        "updated_at": now,
+        "submissions": submission,
+        "result": result_document(scored, findings),
+        "score": scored.score,
+        "grade": scored.grade,
+        "critical_failed": scored.critical_failed,
+        "finding_counts": finding_counts(findings),
+    }
+
+
+# Fields of a submission that a return to the auditor clears.
+SUBMISSION_FIELDS = ("result", "score", "grade", "critical_failed", "submitted_at")
+
+
+def returned_changes(comment: str, now: datetime) -> dict[str, Any]:
+    """The fields a return to the auditor sets (it also clears SUBMISSION_FIELDS)."""
+    return {
+        "status": "returned",
+        "returned_comment": comment,
+        "returned_at": now,
+        "updated_at": now,
+        "finding_counts": dict.fromkeys(SEVERITIES, 0),
+    }
+
+
+def submit_result(audit: Doc) -> dict[str, Any]:
+    """A submitted (or released) audit's result as the submit and release responses give it."""
+    result = audit.get("result") or {}
+    return {
+        "audit_id": audit["_id"],
+        "status": audit["status"],
+        "score": audit.get("score"),
+        "grade": audit.get("grade"),
+        "critical_failed": bool(audit.get("critical_failed")),
+        "sections": [
+            {"id": s["id"], "score": s["score"], "max": s["max"], "points": s["points"]}
+            for s in result.get("sections", [])
+        ],
+        "findings": list(result.get("findings", [])),
+    }
