@@ -42,7 +42,10 @@ def live_server(mongo_uri: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
     log.close()
     base = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(300):
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                break
             try:
                 with urllib.request.urlopen(base + "/readyz", timeout=1) as resp:  # noqa: S310
                     if resp.status == 200:
@@ -50,7 +53,9 @@ def live_server(mongo_uri: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
             except OSError:
                 time.sleep(0.1)
         else:
-            raise RuntimeError("server did not become ready")
+            raise RuntimeError("server did not become ready: " + (var_dir / "server.log").read_text()[-3000:])
+        if proc.poll() is not None:
+            raise RuntimeError("server exited: " + (var_dir / "server.log").read_text()[-3000:])
         creds = json.loads((var_dir / "demo-credentials.json").read_text())
         tokens = {}
         for role in ROLES:
@@ -83,7 +88,8 @@ def test_every_operation_survives_fuzzing(live_server: tuple[str, dict[str, str]
     if role != "anonymous":
         cmd += ["-H", f"Authorization: Bearer {tokens[role]}"]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=SECONDS_PER_ROLE * 10 + 120,
-                            cwd=tmp_path, env={**os.environ, "NO_COLOR": "1"})
+                            cwd=tmp_path, env={**os.environ, "NO_COLOR": "1", "PYTHONPATH": str(ROOT),
+                                               "SCHEMATHESIS_HOOKS": "tests.fuzz_hooks"})
     output = result.stdout + result.stderr
     print(output[-3000:])
     assert result.returncode == 0, output[-6000:]
