@@ -1,0 +1,115 @@
+"""Tells people about rectification changes (branch head, verifier, approver) and admins about disabled
+webhooks, over the channels each recipient chose."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from server.context import UnitOfWork
+from server.db import Doc
+from server.handlers.base import EventHandler
+from server.notify import channels as notify
+from server.notify.messages import format_local, rectification_data, rectification_params, render
+from server.storage import rectifications as store
+
+RECTIFICATION_EVENTS = frozenset(
+    {
+        "rectification.created",
+        "rectification.submitted",
+        "rectification.verified",
+        "rectification.rejected",
+        "rectification.extension_requested",
+        "rectification.extension_decided",
+        "rectification.cancelled",
+    }
+)
+
+
+async def _verifiers(uow: UnitOfWork, rect: Doc) -> list[str]:
+    """The inspector of the audit; for covert (mystery shopper) audits compliance verifies."""
+    if rect.get("inspector_id") and rect.get("auditor_role") == "inspector":
+        return [rect["inspector_id"]]
+    return await notify.users_with_role(uow.db, "compliance")
+
+
+async def _approvers(uow: UnitOfWork, rect: Doc) -> list[str]:
+    """The region's manager, or compliance when the region has none."""
+    region = await uow.db.regions.find_one({"_id": rect.get("region_id")}, {"manager_user_id": 1})
+    if region and region.get("manager_user_id"):
+        return [region["manager_user_id"]]
+    return await notify.users_with_role(uow.db, "compliance")
+
+
+async def _audience(
+    uow: UnitOfWork, event_type: str, rect: Doc, payload: dict[str, Any]
+) -> tuple[str, list[str]]:
+    """(message kind, recipient ids) for a rectification event."""
+    assignee = [rect["assignee_id"]] if rect.get("assignee_id") else []
+    if event_type == "rectification.created":
+        return ("rectification.created", assignee) if payload.get("status") == "open" else ("", [])
+    if event_type == "rectification.submitted":
+        return "rectification.submitted", await _verifiers(uow, rect)
+    if event_type == "rectification.extension_requested":
+        return "rectification.extension_requested", await _approvers(uow, rect)
+    if event_type == "rectification.extension_decided":
+        kind = (
+            "rectification.extension_approved"
+            if payload.get("approved")
+            else "rectification.extension_refused"
+        )
+        return kind, assignee
+    return event_type, assignee  # verified, rejected, cancelled
+
+
+async def on_rectification_event(uow: UnitOfWork, event: Doc) -> None:
+    payload = event.get("payload") or {}
+    rect = await store.by_id(uow.db, payload.get("rectification_id", ""), uow.session)
+    if rect is None:
+        return
+    kind, recipient_ids = await _audience(uow, event["type"], rect, payload)
+    # Nobody is told about their own action.
+    actor_id = (event.get("actor") or {}).get("id")
+    recipients = await notify.load_recipients(uow.db, [r for r in recipient_ids if r != actor_id])
+    if not kind or not recipients:
+        return
+    channels = notify.channels_of(uow.services)
+    extension = rect.get("extension") or {}
+    for recipient in recipients.values():
+        extra: dict[str, Any] = {
+            "comment": payload.get("comment") or "",
+            "reason": extension.get("reason", ""),
+        }
+        if extension.get("requested_due_at"):
+            extra["requested"] = format_local(extension["requested_due_at"], rect.get("timezone") or "UTC")
+        message = render(
+            kind,
+            recipient.language,
+            rectification_params(rect, recipient.language, **extra),
+            data=rectification_data(rect, event_id=event["_id"], status=rect["status"]),
+        )
+        await notify.deliver(uow, recipient, message, channels)
+
+
+async def on_webhook_disabled(uow: UnitOfWork, event: Doc) -> None:
+    """Admins own integrations: tell each of them in-app (and by their other channels)."""
+    payload = event.get("payload") or {}
+    admins = await notify.load_recipients(uow.db, await notify.users_with_role(uow.db, "admin"))
+    channels = notify.channels_of(uow.services)
+    for recipient in admins.values():
+        message = render(
+            "admin.webhook_disabled",
+            recipient.language,
+            {
+                "url": payload.get("url", ""),
+                "failures": payload.get("consecutive_failures", ""),
+                "error": payload.get("last_error") or "-",
+            },
+            data={"subscription_id": payload.get("subscription_id"), "event_id": event["_id"]},
+        )
+        await notify.deliver(uow, recipient, message, channels)
+
+
+HANDLERS = [
+    EventHandler("notifications", RECTIFICATION_EVENTS, on_rectification_event),
+    EventHandler("admin-alerts", frozenset({"webhook.subscription_disabled"}), on_webhook_disabled),
+]
