@@ -46,7 +46,7 @@ def _run_state(var_dir: Path) -> dict[str, object]:
 def test_workers_share_the_port_and_recover_from_kills(tmp_path: Path) -> None:
     port = free_port()
     var_dir = tmp_path / "var"
-    env = {**os.environ, "PORT": str(port), "VAR_DIR": str(var_dir), "LOG_LEVEL": "WARNING",
+    env = {**os.environ, "PORT": str(port), "VAR_DIR": str(var_dir), "LOG_LEVEL": "INFO",
            "ARGON2_TIME_COST": "1", "ARGON2_MEMORY_KIB": "1024", "RUN_JOBS": "false"}
     env.pop("MONGODB_URI", None)
     proc = subprocess.Popen([sys.executable, "-m", "server.cli", "serve", "--workers", "2"], cwd=ROOT, env=env,

@@ -84,4 +84,4 @@ async def publish_shipped(services: Services) -> None:
             continue
         published = await publish(services, result.checklist, actor)
         log.info("shipped checklist", extra={"key": published.key, "version": published.version,
-                                             "created": published.created, "file": result.file})
+                                             "new_version": published.created, "file": result.file})

@@ -30,6 +30,9 @@ from server.storage.meta import acquire_lease, release_lease
 
 log = logging.getLogger("branch_audit.dispatcher")
 
+# How long shutdown waits for a dispatcher pass to unwind.
+STOP_TIMEOUT_S = 3.0
+
 ANY_TYPE = "*"
 DUPLICATE_KEY = 11000
 
@@ -243,10 +246,15 @@ class Dispatcher:
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            # A pass cancelled inside a driver call can take long to unwind (seen: 20 s); shutdown must not
+            # wait for it. Whatever it had not committed is redone by the next owner of the lease.
+            done, _ = await asyncio.wait({self._task}, timeout=STOP_TIMEOUT_S)
+            if not done:
+                log.warning("dispatcher pass still unwinding at shutdown; leaving it")
             self._task = None
-        await self.release()
+        with contextlib.suppress(PyMongoError, TimeoutError):
+            async with asyncio.timeout(STOP_TIMEOUT_S):
+                await self.release()
 
     async def _run(self) -> None:
         signal = sequenced_signal(self.services)
