@@ -15,6 +15,7 @@ from server.db import connect, ensure_indexes
 from server.http.api import mount
 from server.http.middleware import build_middlewares
 from server.http.openapi import build_spec
+from server.http.protocol import use_problem_json_for_protocol_errors
 from server.http.routes import all_routers
 from server.http.routes.ops import docs_assets_dir
 from server.jobs.runner import background_jobs
@@ -42,6 +43,7 @@ def bootstrap(settings: Settings, uri: str, *, clock: Clock | None = None) -> Se
 def create_app(services: Services, *, start_jobs: bool | None = None, prepare_data: bool = True,
                close_client: bool = True) -> web.Application:
     """The aiohttp application; `start_jobs` runs the dispatcher and scheduler in this process."""
+    use_problem_json_for_protocol_errors()
     app = web.Application(
         middlewares=build_middlewares(services.metrics),
         client_max_size=services.settings.max_json_bytes,

@@ -26,6 +26,14 @@ async def test_malformed_json_bodies(api: Api) -> None:
         assert_problem(r, body, r.status)
 
 
+async def test_http_level_errors_are_problems_too(api: Api) -> None:
+    # A request line beyond aiohttp's limit is refused by its parser, before routing and middleware.
+    r = await api.call("GET", "/api/v1/trail?entity_id=" + "x" * 10_000, "admin")
+    body = await r.json(content_type=None)
+    assert_problem(r, body, r.status)
+    assert 400 <= r.status < 500
+
+
 async def test_wrong_types_name_the_field(api: Api) -> None:
     r = await api.call("POST", "/api/v1/regions", "admin", json={"code": 12, "name": ["x"]})
     body = await r.json(content_type=None)
