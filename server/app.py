@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from importlib import metadata
 
 from aiohttp import web
 
 from server.clock import Clock, SystemClock
 from server.context import Services
-from server.db import connect, ensure_indexes
+from server.db import Client, connect, ensure_indexes
 from server.http.api import mount
 from server.http.middleware import build_middlewares
 from server.http.openapi import build_spec
@@ -30,7 +31,7 @@ log = logging.getLogger("branch_audit")
 def bootstrap(settings: Settings, uri: str, *, clock: Clock | None = None) -> Services:
     """Build the dependencies once; tests pass a fake clock or settings."""
     client = connect(uri, timeout_ms=settings.db_timeout_ms, socket_timeout_ms=settings.db_socket_timeout_ms or None)
-    return Services(
+    services = Services(
         settings=settings,
         client=client,
         db=client[settings.database_name],
@@ -38,6 +39,16 @@ def bootstrap(settings: Settings, uri: str, *, clock: Clock | None = None) -> Se
         jwt_secret=settings.jwt_secret_or_generated(),
         passwords=Passwords(settings.argon2_time_cost, settings.argon2_memory_kib),
     )
+    services.extras["mongodb_uri"] = uri
+    return services
+
+
+def for_background_jobs(services: Services) -> tuple[Services, Client]:
+    """The same services on a client without the per-request socket timeout: a sequencer or sweep batch may
+    legitimately take longer on a loaded database, and failing it would only make it retry the same work."""
+    client = connect(services.extras["mongodb_uri"], timeout_ms=services.settings.db_timeout_ms,
+                     socket_timeout_ms=None)
+    return replace(services, client=client, db=client[services.settings.database_name]), client
 
 
 def create_app(services: Services, *, start_jobs: bool | None = None, prepare_data: bool = True,
@@ -68,7 +79,14 @@ def create_app(services: Services, *, start_jobs: bool | None = None, prepare_da
     app.cleanup_ctx.append(database)
     app.on_response_prepare.append(add_tus_resumable)
     if services.settings.run_jobs if start_jobs is None else start_jobs:
-        app.cleanup_ctx.append(background_jobs(services))
+        job_services, job_client = for_background_jobs(services)
+
+        async def close_job_client(app: web.Application) -> AsyncIterator[None]:
+            yield
+            await job_client.close()
+
+        app.cleanup_ctx.append(close_job_client)
+        app.cleanup_ctx.append(background_jobs(job_services))
     return app
 
 
