@@ -144,7 +144,7 @@ async def _record(
             "overdue": bool(rect.get("overdue")) or plan.overdue,
         },
     )
-    if claimed is None:
+    if not claimed:
         return False
     subject = {"subject_type": "rectification", "subject_id": rect["_id"], "branch_id": rect["branch_id"],
                "audit_id": rect["audit_id"]}

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
+from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.asynchronous.client_session import AsyncClientSession
 
 from server.db import Database, Doc
@@ -19,6 +19,7 @@ INDEXES: dict[str, list[IndexModel]] = {
     ],
     "email_outbox": [IndexModel([("status", ASCENDING), ("next_attempt_at", ASCENDING)])],
 }
+CLAIM_TRIES = 5  # another worker took the candidate: try the next one a few times
 DEFAULT_PREFERENCES: dict[str, bool] = {"in_app": True, "email": True, "webhook": False}
 
 
@@ -49,13 +50,10 @@ async def insert_notification(
 ) -> Doc:
     """Append to a user's inbox. The per-user counter is written in the same transaction, so concurrent
     writers conflict and retry: `seq` order is commit order, which makes it a safe stream cursor."""
-    counter = await db.notification_counters.find_one_and_update(
-        {"_id": user_id},
-        {"$inc": {"seq": 1}},
-        upsert=True,
-        return_document=ReturnDocument.AFTER,
-        session=session,
-    )
+    # update_one + find_one rather than find_one_and_update, which SecantusDB runs as a collection scan.
+    await db.notification_counters.update_one({"_id": user_id}, {"$inc": {"seq": 1}}, upsert=True,
+                                              session=session)
+    counter = await db.notification_counters.find_one({"_id": user_id}, session=session)
     seq = int(counter["seq"]) if counter else 1
     doc = {
         "_id": notification_id,
@@ -170,13 +168,21 @@ async def queue_email(
 
 
 async def claim_email(db: Database, now: datetime, lease: timedelta) -> Doc | None:
-    """Take one due email; a claim left by a crashed worker is taken again once its lease runs out."""
-    return await db.email_outbox.find_one_and_update(
-        {"status": {"$in": ["pending", "sending"]}, "next_attempt_at": {"$lte": now}},
-        {"$set": {"status": "sending", "next_attempt_at": now + lease}, "$inc": {"attempts": 1}},
-        sort=[("next_attempt_at", ASCENDING)],
-        return_document=ReturnDocument.AFTER,
-    )
+    """Take one due email; a claim left by a crashed worker is taken again once its lease runs out.
+    Read a candidate by the index, then take it with a guarded update (one winner among workers)."""
+    for _ in range(CLAIM_TRIES):
+        candidate = await db.email_outbox.find_one(
+            {"status": {"$in": ["pending", "sending"]}, "next_attempt_at": {"$lte": now}},
+            sort=[("status", ASCENDING), ("next_attempt_at", ASCENDING)])
+        if candidate is None:
+            return None
+        taken = await db.email_outbox.update_one(
+            {"_id": candidate["_id"], "status": candidate["status"],
+             "next_attempt_at": candidate["next_attempt_at"]},
+            {"$set": {"status": "sending", "next_attempt_at": now + lease}, "$inc": {"attempts": 1}})
+        if taken.modified_count == 1:
+            return await db.email_outbox.find_one({"_id": candidate["_id"]})
+    return None
 
 
 async def email_sent(db: Database, email_id: str, now: datetime) -> None:
