@@ -81,14 +81,14 @@ async def store_refresh_token(db: Database, digest: str, session_id: str, user_i
 
 async def use_refresh_token(db: Database, digest: str, now: datetime) -> tuple[str, Doc | None]:
     """Mark a refresh token used. Returns ("ok"|"reused"|"unknown", token doc)."""
-    doc = await db.refresh_tokens.find_one_and_update(
-        {"_id": digest, "used_at": None, "expires_at": {"$gt": now}},
-        {"$set": {"used_at": now}},
-        return_document=ReturnDocument.BEFORE,
+    # update_one, not find_one_and_update: on SecantusDB the latter scans the collection even on _id, and
+    # this one grows with every login. The conditional update still lets exactly one caller use a token.
+    result = await db.refresh_tokens.update_one(
+        {"_id": digest, "used_at": None, "expires_at": {"$gt": now}}, {"$set": {"used_at": now}}
     )
-    if doc is not None:
-        return "ok", doc
     existing = await db.refresh_tokens.find_one({"_id": digest})
+    if result.modified_count == 1 and existing is not None:
+        return "ok", existing
     if existing is None:
         return "unknown", None
     if existing.get("used_at") is not None:
