@@ -48,7 +48,7 @@ def for_background_jobs(services: Services) -> tuple[Services, Client]:
     legitimately take longer on a loaded database, and failing it would only make it retry the same work."""
     client = connect(services.extras["mongodb_uri"], timeout_ms=services.settings.db_timeout_ms,
                      socket_timeout_ms=None)
-    return replace(services, client=client, db=client[services.settings.database_name]), client
+    return replace(services, client=client, db=client[services.settings.database_name], bounded=False), client
 
 
 def create_app(services: Services, *, start_jobs: bool | None = None, prepare_data: bool = True,

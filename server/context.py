@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+import pymongo
 from pydantic import BaseModel
 from pymongo.asynchronous.client_session import AsyncClientSession
 
@@ -53,6 +54,8 @@ class Services:
     # Set by the dispatcher so a commit wakes it at once instead of at its next poll.
     outbox_signal: asyncio.Event = field(default_factory=asyncio.Event)
     metrics: Metrics = field(default_factory=Metrics)
+    # False for background jobs: their batches may take long on a loaded database and must not give up.
+    bounded: bool = True
     openapi_bytes: bytes = b"{}"
     extras: dict[str, Any] = field(default_factory=dict)
 
@@ -66,7 +69,11 @@ class Services:
                 await uow.flush()
                 return result
 
-            result = await session.with_transaction(attempt)
+            # with_transaction retries transient errors for up to 120 s; a request must give up sooner (seen:
+            # requests hanging through a frozen database), so its budget bounds the retries (503 after it).
+            budget = self.settings.db_transaction_budget_s if self.bounded else 0
+            with pymongo.timeout(budget or None):
+                result = await session.with_transaction(attempt)
         self.outbox_signal.set()
         return result
 

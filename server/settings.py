@@ -60,6 +60,8 @@ class Settings(BaseSettings):
     run_jobs: bool = True
     db_timeout_ms: int = 2000
     db_socket_timeout_ms: int = 5000
+    # How long a request's transaction may keep retrying before the API answers 503.
+    db_transaction_budget_s: float = 8.0
     photo_retention_days: int = 3650
     appeal_window_days: int = 14
 
