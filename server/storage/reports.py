@@ -222,20 +222,23 @@ async def names(db: Database, collection: str, ids: list[str]) -> dict[str, Doc]
     return {d["_id"]: d for d in docs}
 
 
+def date_range(field: str, start: datetime | None, end: datetime | None) -> Doc:
+    """`{field: {$gte: start, $lte: end}}` with whichever bounds are given; empty when neither is."""
+    bounds: Doc = {}
+    if start is not None:
+        bounds["$gte"] = start
+    if end is not None:
+        bounds["$lte"] = end
+    return {field: bounds} if bounds else {}
+
+
 # --- repeat findings -------------------------------------------------------------------------------
 
 
 async def released_audits(
     db: Database, scope: Mapping[str, Any], start: datetime | None, end: datetime | None
 ) -> list[Doc]:
-    query: Doc = {"status": "released", **scope}
-    bounds: Doc = {}
-    if start is not None:
-        bounds["$gte"] = start
-    if end is not None:
-        bounds["$lte"] = end
-    if bounds:
-        query["released_at"] = bounds
+    query: Doc = {"status": "released", **scope, **date_range("released_at", start, end)}
     projection = {
         "branch_id": 1,
         "region_id": 1,
@@ -267,14 +270,7 @@ async def failed_items(db: Database, audit_ids: list[str], batch: int = 1000) ->
 async def rectifications(
     db: Database, scope: Mapping[str, Any], start: datetime | None, end: datetime | None
 ) -> AsyncIterator[Doc]:
-    query: Doc = dict(scope)
-    bounds: Doc = {}
-    if start is not None:
-        bounds["$gte"] = start
-    if end is not None:
-        bounds["$lte"] = end
-    if bounds:
-        query["created_at"] = bounds
+    query: Doc = {**scope, **date_range("created_at", start, end)}
     projection = {
         "branch_id": 1,
         "region_id": 1,
