@@ -73,6 +73,7 @@ def create_app(services: Services, *, start_jobs: bool | None = None, prepare_da
         if prepare_data:
             await prepare_database(services)
         yield
+        await services.reaper.close()
         if close_client:
             await services.client.close()
 

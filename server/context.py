@@ -4,6 +4,8 @@ a change of state together with its events and its trail entries in one transact
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -18,11 +20,16 @@ from server.clock import Clock
 from server.db import Client, Database, Doc
 from server.http.metrics import Metrics
 from server.security import Passwords
+from server.sessions import SessionReaper, cut_off_by_network
 from server.settings import Settings
 from server.storage import outbox
 from server.storage import trail as trail_store
 
 T = TypeVar("T")
+
+log = logging.getLogger("branch_audit.transactions")
+# A transaction slower than this (or retried) is logged, so contention shows in the server log.
+SLOW_TRANSACTION_S = 2.0
 
 
 @dataclass
@@ -56,14 +63,20 @@ class Services:
     metrics: Metrics = field(default_factory=Metrics)
     # False for background jobs: their batches may take long on a loaded database and must not give up.
     bounded: bool = True
+    # Shared with the background-job copy: kills server sessions whose transaction a network failure cut off.
+    reaper: SessionReaper = field(default_factory=SessionReaper)
     openapi_bytes: bytes = b"{}"
     extras: dict[str, Any] = field(default_factory=dict)
 
     async def transact(self, actor: ActorInfo, work: Callable[[UnitOfWork], Awaitable[T]]) -> T:
         """Run `work` in a transaction with its events and trail entries (retried on transient conflicts)."""
+        attempts = 0
+        started = time.monotonic()
         async with self.client.start_session() as session:
 
             async def attempt(s: AsyncClientSession) -> T:
+                nonlocal attempts
+                attempts += 1
                 uow = UnitOfWork(self, s, actor)
                 result = await work(uow)
                 await uow.flush()
@@ -72,10 +85,28 @@ class Services:
             # with_transaction retries transient errors for up to 120 s; a request must give up sooner (seen:
             # requests hanging through a frozen database), so its budget bounds the retries (503 after it).
             budget = self.settings.db_transaction_budget_s if self.bounded else 0
-            with pymongo.timeout(budget or None):
-                result = await session.with_transaction(attempt)
+            try:
+                with pymongo.timeout(budget or None):
+                    result = await session.with_transaction(attempt)
+            except Exception as exc:
+                if cut_off_by_network(exc):
+                    # The server may still hold this transaction (and its documents) for 60 s.
+                    self.reaper.kill_later(self.client, session.session_id)
+                raise
+            finally:
+                self._observe_transaction(work, actor, attempts, time.monotonic() - started)
         self.outbox_signal.set()
         return result
+
+    def _observe_transaction(self, work: Callable[..., Any], actor: ActorInfo, attempts: int, seconds: float) -> None:
+        if attempts > 1:
+            self.metrics.counters["transaction_retries_total"] += attempts - 1
+        if attempts > 1 or seconds >= SLOW_TRANSACTION_S:
+            self.metrics.counters["transactions_slow_or_retried_total"] += 1
+            log.warning(
+                "transaction %s (%s) took %.2f s in %d attempt(s)",
+                getattr(work, "__qualname__", "?"), actor.role, seconds, attempts,
+            )
 
 
 class UnitOfWork:

@@ -12,13 +12,15 @@ from pathlib import Path
 import pytest
 from aiohttp import ClientSession
 from aiohttp.test_utils import TestServer
+from pymongo.errors import ExecutionTimeout, NetworkTimeout, OperationFailure, PyMongoError
 
 from server.app import bootstrap, create_app
 from server.clock import FakeClock
-from server.context import Services
-from server.db import ensure_indexes
+from server.context import ActorInfo, Services, UnitOfWork
+from server.db import connect, ensure_indexes
 from server.demo import seed_demo
 from server.embedded import EmbeddedDatabaseError, EmbeddedMongo
+from server.sessions import cut_off_by_network
 from server.settings import Settings
 from tests.conftest import Api, assert_problem
 
@@ -39,6 +41,7 @@ async def own(tmp_path: Path, settings: Settings, clock: FakeClock) -> AsyncIter
     await asyncio.to_thread(server.start)
     settings.db_timeout_ms = 700
     settings.db_socket_timeout_ms = 1500
+    settings.db_transaction_budget_s = 3.0  # a request's deadline, for all its database calls
     services = bootstrap(settings, server.uri, clock=clock)
     await ensure_indexes(services.db)
     credentials = await seed_demo(services)
@@ -152,3 +155,64 @@ def test_cli_reports_embedded_failure_without_traceback(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
     assert result.stderr.strip().startswith("error: embedded database")
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+async def test_transaction_cut_off_by_a_frozen_database_does_not_block_later_writers(own: OwnDatabase) -> None:
+    """A transaction whose database froze mid-way outlives its client on the server (connection close does not
+    abort it; mongod and SecantusDB reap it after 60 s) and, holding its documents, makes every later
+    transaction on them conflict. Seen in `make faults` as 503s on one rectification long after the
+    outage. The service kills such sessions once the database answers again."""
+    services = own.services
+    services.settings.db_transaction_budget_s = 3.0
+    await services.db.regions.insert_one({"_id": "contended", "code": "C", "name": "Contended", "n": 0})
+
+    async def bump_then_freeze(uow: UnitOfWork) -> None:
+        await uow.db.regions.update_one({"_id": "contended"}, {"$inc": {"n": 1}}, session=uow.session)
+        own.server.pause()  # the next statement cannot be answered: the client times out mid-transaction
+        await uow.db.regions.find_one({"_id": "contended"}, session=uow.session)
+
+    try:
+        with pytest.raises(PyMongoError):
+            await services.transact(ActorInfo.system("test"), bump_then_freeze)
+    finally:
+        own.server.resume()
+
+    async def bump(uow: UnitOfWork) -> None:
+        await uow.db.regions.update_one({"_id": "contended"}, {"$inc": {"n": 10}}, session=uow.session)
+
+    await services.transact(ActorInfo.system("test"), bump)  # within its 3 s budget, not 60 s later
+    assert services.reaper.killed == 1
+    doc = await services.db.regions.find_one({"_id": "contended"})
+    assert doc is not None and doc["n"] == 10  # the cut-off increment was never committed
+
+
+def test_only_network_failures_count_as_cut_off() -> None:
+    try:
+        try:
+            raise NetworkTimeout("socket timed out")
+        except NetworkTimeout as inner:
+            raise ExecutionTimeout("budget exceeded") from inner
+    except ExecutionTimeout as exc:
+        assert cut_off_by_network(exc)
+    assert not cut_off_by_network(ExecutionTimeout("WriteConflict retries exceeded the budget"))
+    assert not cut_off_by_network(OperationFailure("WriteConflict", code=112))
+
+
+async def test_a_request_has_one_deadline_for_all_its_database_calls(own: OwnDatabase) -> None:
+    """Each call alone would wait for the socket timeout; a request making several must still answer 503 by
+    its budget, before a phone gives up on it."""
+    api = own.api
+    await api.login("inspector")
+    own.services.settings.db_transaction_budget_s = 2.0
+    await own.services.client.close()  # a client whose single calls would wait 20 s
+    own.services.settings.db_socket_timeout_ms = 20_000
+    own.services.client = connect(own.server.uri, timeout_ms=700, socket_timeout_ms=20_000)
+    own.services.db = own.services.client[own.services.settings.database_name]
+    own.server.pause()
+    try:
+        started = asyncio.get_running_loop().time()
+        r = await api.call("GET", "/api/v1/assignments?mine=true", "inspector")  # authentication, then a query
+        assert_problem(r, await r.json(content_type=None), 503)
+        assert asyncio.get_running_loop().time() - started < 4
+    finally:
+        own.server.resume()

@@ -28,6 +28,8 @@ from server.http.request_meta import acceptable_request_id, current_request_id
 from server.keys import REQUEST_ID
 
 log = logging.getLogger("branch_audit.http")
+# A request slower than this is logged as a warning (phones give up at about 10 s).
+SLOW_REQUEST_S = 3.0
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -76,8 +78,10 @@ def build_middlewares(metrics: Metrics) -> list[Callable[..., Awaitable[web.Stre
         finally:
             elapsed = time.perf_counter() - started
             metrics.observe_request(request.method, route, status, elapsed)
-            log.info("request", extra={"method": request.method, "path": request.path, "route": route,
-                                       "status": status, "duration_ms": round(elapsed * 1000, 2)})
+            # Slow requests are warnings so they show at the default production log level.
+            log.log(logging.WARNING if elapsed >= SLOW_REQUEST_S else logging.INFO, "request",
+                    extra={"method": request.method, "path": request.path, "route": route,
+                           "status": status, "duration_ms": round(elapsed * 1000, 2)})
             current_request_id.reset(token)
 
     async def _render_errors(request: web.Request, handler: Handler, request_id: str) -> web.StreamResponse:
@@ -95,7 +99,8 @@ def build_middlewares(metrics: Metrics) -> list[Callable[..., Awaitable[web.Stre
             if not is_unavailable(exc):
                 raise
             metrics.database_errors += 1
-            log.warning("database unavailable", extra={"error": type(exc).__name__})
+            log.warning("database unavailable", extra={"error": type(exc).__name__, "detail": str(exc)[:300],
+                                                       "path": request.path})
             return problem_response(
                 ServiceUnavailable("The database is unreachable; retry shortly", headers={"Retry-After": "5"}),
                 request_id,

@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-from pymongo import DESCENDING
-
 from schemas.audits import AuditQuery
 from server.db import Database, Doc
 from server.domain import audit_access
@@ -117,10 +115,8 @@ def export_filters(who: authz.Principal, q: AuditQuery) -> dict[str, Any]:
 
 
 async def history_cursor(db: Database, filters: dict[str, Any], batch_size: int) -> AsyncIterator[Doc]:
-    """Every matching audit, newest first, through the index the history listing would use."""
-    query, hint = audit_storage.history_plan(filters)
-    cursor = db.audits.find(query, {"answers": 0}).sort(audit_storage.HK, DESCENDING).hint(hint)
-    async for audit in cursor.batch_size(batch_size):
+    """Every matching audit, newest first, in the history listing's index-bounded windows."""
+    async for audit in audit_storage.history_all(db, filters, {"answers": 0}, batch_size):
         yield audit
 
 

@@ -588,7 +588,7 @@ async def list_audits(request: web.Request) -> web.Response:
     filters = history_filters(who, q)
     if filters is None:
         return json_response({"items": [], "next_cursor": None})
-    docs, cursor = await store.history_page(services.db, filters, q.limit)
+    docs, cursor = await store.history_page(services.db, filters, q.limit, services.clock.now())
     key = pseudonym_key(services)
     items = [audit_access.audit_row(who, d, key) for d in docs]
     page = AuditList.model_validate({"items": items, "next_cursor": cursor})

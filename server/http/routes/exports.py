@@ -1,7 +1,7 @@
 """CSV and XLSX exports of the audit history (one row per audit, or one per finding), streamed.
 
-Filters are those of GET /api/v1/audits and are planned by the same index chooser
-(`server.storage.audits.history_plan`), so an export is an index scan whatever the filters."""
+Filters are those of GET /api/v1/audits and are split into the same windows
+(`server.storage.audits.history_windows`), so an export is index scans whatever the filters."""
 
 from __future__ import annotations
 

@@ -1,0 +1,81 @@
+"""Ending server-side transactions that a network failure cut off from their client.
+
+When the database stops answering mid-transaction (a pause, an overloaded host, a dropped link), the
+client gives up, but the transaction stays open on the server: closing the connection does not abort it
+(drivers may send a transaction's statements over different connections), and both mongod and SecantusDB
+reap it only after 60 s idle. Until then every transaction touching the same documents fails with
+WriteConflict, so after an outage one rectification or audit would answer 503 for a minute (seen in
+`make faults`). The driver discards such a session (it marks it dirty), so nothing will use it again;
+this kills it on the server, retrying until the database answers."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import pymongo
+from pymongo.errors import ConnectionFailure, PyMongoError
+
+from server.db import Client, is_unavailable
+
+log = logging.getLogger("branch_audit.sessions")
+
+# Past this the server has reaped the transaction by itself (60 s idle), outages included.
+GIVE_UP_AFTER_S = 180.0
+ATTEMPT_TIMEOUT_S = 2.0
+MAX_RETRY_DELAY_S = 2.0
+
+
+def cut_off_by_network(exc: BaseException) -> bool:
+    """Whether a network failure is anywhere in this error's chain (the driver then marks the session dirty)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, ConnectionFailure):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
+
+
+class SessionReaper:
+    """Background `killSessions` calls, one task per cut-off session, cancelled at shutdown."""
+
+    def __init__(self) -> None:
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.killed = 0
+
+    def kill_later(self, client: Client, session_id: Mapping[str, Any]) -> None:
+        task = asyncio.get_running_loop().create_task(self._kill(client, dict(session_id)))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    @property
+    def pending(self) -> int:
+        return len(self._tasks)
+
+    async def _kill(self, client: Client, session_id: dict[str, Any]) -> None:
+        deadline = time.monotonic() + GIVE_UP_AFTER_S
+        delay = 0.1
+        while True:
+            try:
+                with pymongo.timeout(ATTEMPT_TIMEOUT_S):
+                    await client.admin.command("killSessions", [session_id])
+                self.killed += 1
+                log.info("killed a session cut off mid-transaction")
+                return
+            except PyMongoError as exc:
+                if not is_unavailable(exc) or time.monotonic() > deadline:
+                    log.warning("could not kill a cut-off session: %s", exc)
+                    return
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, MAX_RETRY_DELAY_S)
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
