@@ -111,10 +111,12 @@ async def measure_size(mongo_uri: str, size: int) -> dict[str, Any]:
         seed_s = time.perf_counter() - started
         print(f"[{size}] seeded in {seed_s:.1f} s", file=sys.stderr, flush=True)
         figures: dict[str, Any] = {"size": size, "seed_seconds": round(seed_s, 1), "generated": summary, "history": {}}
+        now = services.clock.now()
+        page = audit_storage.history_page
         for name, make in (await history_shapes(services)).items():
-            samples = await timed(ROUNDS, lambda i, make=make: audit_storage.history_page(services.db, make(i), 50, services.clock.now()))
+            samples = await timed(ROUNDS, lambda i, make=make: page(services.db, make(i), 50, now))
             # The first window is the query a page of dense history runs (and the one that must stay narrow).
-            explain = (await audit_storage.explain_history(services.db, make(0), services.clock.now()))[0]
+            explain = (await audit_storage.explain_history(services.db, make(0), now))[0]
             ratio, stage = examined_ratio(explain)
             figures["history"][name] = {
                 "p95_ms": round(p95(samples), 2),
@@ -150,7 +152,7 @@ async def export_rows(services: Services, sink: Callable[[list[Any]], None]) -> 
     columns = audit_columns(who)
     sink(columns)
     count = 0
-    async for audit in history_cursor(services.db, {"status": "released"}, batch_size=500):
+    async for audit in history_cursor(services.db, {"status": "released"}, 500, services.clock.now()):
         sink(await rows.audit_row(audit, columns))
         count += 1
         if count >= EXPORT_LIMIT:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
+from datetime import datetime
 from typing import Any
 
 from schemas.audits import AuditQuery
@@ -114,9 +115,11 @@ def export_filters(who: authz.Principal, q: AuditQuery) -> dict[str, Any]:
     return filters
 
 
-async def history_cursor(db: Database, filters: dict[str, Any], batch_size: int) -> AsyncIterator[Doc]:
+async def history_cursor(
+    db: Database, filters: dict[str, Any], batch_size: int, now: datetime
+) -> AsyncIterator[Doc]:
     """Every matching audit, newest first, in the history listing's index-bounded windows."""
-    async for audit in audit_storage.history_all(db, filters, {"answers": 0}, batch_size):
+    async for audit in audit_storage.history_all(db, filters, {"answers": 0}, batch_size, now):
         yield audit
 
 

@@ -23,6 +23,9 @@ HISTORY_INDEX_FIELDS: list[tuple[str, ...]] = [
     ("program_id",),
     ("checklist_key", "checklist_version"),
     ("checklist_key",),  # a key without its version: the range on history_key must follow the key directly
+    # The branch roles' own views (their scope is a branch or region plus released): one exact index each.
+    ("branch_id", "status"),
+    ("region_id", "status"),
     ("region_id",),
     ("flags",),
     ("grade",),
@@ -260,10 +263,10 @@ def history_bounds(lower: datetime | None, upper: datetime | None, cursor: str |
 
 
 async def history_page(
-    db: Database, filters: dict[str, Any], limit: int, now: datetime | None = None
+    db: Database, filters: dict[str, Any], limit: int, now: datetime
 ) -> tuple[list[Doc], str | None]:
     docs: list[Doc] = []
-    for query in history_windows(filters, now or datetime.now(UTC)):
+    for query in history_windows(filters, now):
         docs += await db.audits.find(query).sort(HK, DESCENDING).limit(limit + 1 - len(docs)).to_list()
         if len(docs) > limit:
             rows = docs[:limit]
@@ -272,20 +275,19 @@ async def history_page(
 
 
 async def history_all(
-    db: Database, filters: dict[str, Any], projection: Mapping[str, Any] | None, batch_size: int,
-    now: datetime | None = None,
+    db: Database, filters: dict[str, Any], projection: Mapping[str, Any] | None, batch_size: int, now: datetime
 ) -> AsyncIterator[Doc]:
     """Every matching audit, newest first, window by window (exports)."""
-    for query in history_windows(filters, now or datetime.now(UTC)):
+    for query in history_windows(filters, now):
         async for doc in db.audits.find(query, projection).sort(HK, DESCENDING).batch_size(batch_size):
             yield doc
 
 
-async def explain_history(db: Database, filters: dict[str, Any], now: datetime | None = None) -> list[Doc]:
+async def explain_history(db: Database, filters: dict[str, Any], now: datetime) -> list[Doc]:
     """explain() of every window query a history listing may run."""
     return [
         dict(await db.audits.find(query).sort(HK, DESCENDING).limit(51).explain())
-        for query in history_windows(filters, now or datetime.now(UTC))
+        for query in history_windows(filters, now)
     ]
 
 

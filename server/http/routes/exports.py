@@ -59,7 +59,7 @@ async def _audit_rows(
     services: Services, who: authz.Principal, filters: dict[str, Any], columns: Sequence[str]
 ) -> AsyncIterator[list[Any]]:
     rows = ExportRows(services.db, who, pseudonym_key(services), "en")
-    async for audit in history_cursor(services.db, filters, batch_size=AUDIT_EXPORT_BATCH):
+    async for audit in history_cursor(services.db, filters, AUDIT_EXPORT_BATCH, services.clock.now()):
         if audit_access.can_view_audit(who, audit):
             yield await rows.audit_row(audit, columns)
 
@@ -69,7 +69,7 @@ async def _finding_rows(
 ) -> AsyncIterator[list[Any]]:
     rows = ExportRows(services.db, who, pseudonym_key(services), language)
     batch: list[Doc] = []
-    async for audit in history_cursor(services.db, filters, batch_size=AUDIT_EXPORT_BATCH):
+    async for audit in history_cursor(services.db, filters, AUDIT_EXPORT_BATCH, services.clock.now()):
         if audit_access.can_view_audit(who, audit):
             batch.append(audit)
         if len(batch) >= AUDIT_EXPORT_BATCH:
