@@ -14,6 +14,7 @@ import io
 import json
 import os
 import random
+import shutil
 import statistics
 import sys
 import tempfile
@@ -22,6 +23,7 @@ import tracemalloc
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pymongo
@@ -200,7 +202,9 @@ async def measure_exports(services: Services) -> dict[str, Any]:
 
 
 async def main_async(sizes: list[int]) -> dict[str, Any]:
-    server = EmbeddedMongo(":memory:")
+    # On disk: at 200,000 audits the in-memory store failed an insert with "internal server error".
+    data_dir = tempfile.mkdtemp(prefix="bench-history-")
+    server = EmbeddedMongo(data_dir, log_path=Path(data_dir) / "db.log")
     server.start()
     try:
         results = []
@@ -209,6 +213,7 @@ async def main_async(sizes: list[int]) -> dict[str, Any]:
             print(json.dumps(results[-1], default=str), file=sys.stderr, flush=True)  # kept if a later size fails
     finally:
         server.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)
     figures: dict[str, Any] = {"sizes": sizes, "branches": BRANCHES, "results": results}
     if len(results) >= 2:
         small, large = results[0], results[-1]

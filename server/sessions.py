@@ -11,6 +11,7 @@ this kills it on the server, retrying until the database answers."""
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import time
 from collections.abc import Mapping
@@ -49,7 +50,9 @@ class SessionReaper:
         self.killed = 0
 
     def kill_later(self, client: Client, session_id: Mapping[str, Any]) -> None:
-        task = asyncio.get_running_loop().create_task(self._kill(client, dict(session_id)))
+        # A fresh context: the caller's request deadline (a context variable) must not bound the retries.
+        loop = asyncio.get_running_loop()
+        task = loop.create_task(self._kill(client, dict(session_id)), context=contextvars.Context())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import pymongo
 import pytest
 from aiohttp import ClientSession
 from aiohttp.test_utils import TestServer
@@ -216,3 +217,17 @@ async def test_a_request_has_one_deadline_for_all_its_database_calls(own: OwnDat
         assert asyncio.get_running_loop().time() - started < 4
     finally:
         own.server.resume()
+
+
+async def test_cut_off_session_is_killed_after_the_request_deadline_passed(services: Services) -> None:
+    """The kill is scheduled from inside a request whose database deadline has run out; it must not inherit it."""
+    async with services.client.start_session() as session:
+        session_id = session.session_id
+    with pymongo.timeout(0.2):
+        await asyncio.sleep(0.3)
+        services.reaper.kill_later(services.client, session_id)
+    for _ in range(50):
+        if services.reaper.killed:
+            break
+        await asyncio.sleep(0.1)
+    assert services.reaper.killed == 1
