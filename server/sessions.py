@@ -68,7 +68,7 @@ class SessionReaper:
                 with pymongo.timeout(ATTEMPT_TIMEOUT_S):
                     await client.admin.command("killSessions", [session_id])
                 self.killed += 1
-                log.info("killed a session cut off mid-transaction")
+                log.warning("killed a session cut off mid-transaction (its documents are free again)")
                 return
             except PyMongoError as exc:
                 if not is_unavailable(exc) or time.monotonic() > deadline:
