@@ -11,6 +11,7 @@ import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any
 
 from server.settings import Settings
@@ -214,6 +215,7 @@ async def _serve_process(settings: Settings, uri: str, *, reuse_port: bool, prep
 
 def _supervise_workers(settings: Settings, uri: str, workers: int, run_state: Any) -> int:
     from server.app import bootstrap, prepare_database
+    from server.sessions import release_orphaned_transactions
     from server.supervisor import supervise_workers
 
     secret = settings.jwt_secret_or_generated()
@@ -228,7 +230,10 @@ def _supervise_workers(settings: Settings, uri: str, workers: int, run_state: An
     asyncio.run(prepare())
     env = {**os.environ, "MONGODB_URI": uri, "JWT_SECRET": secret, "HOST": settings.host,
            "PORT": str(settings.port), "VAR_DIR": str(settings.var_dir)}
-    return supervise_workers(env, workers, run_state)
+    # On the embedded database every client is one of these workers, so a dead worker's open transactions
+    # may be aborted wholesale (see release_orphaned_transactions); a shared mongod reaps them after 60 s.
+    on_death = None if settings.mongodb_uri else partial(release_orphaned_transactions, uri)
+    return supervise_workers(env, workers, run_state, on_worker_death=on_death)
 
 
 if __name__ == "__main__":

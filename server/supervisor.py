@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -75,8 +76,10 @@ class DatabaseWatchdog(threading.Thread):
         self.stopping.set()
 
 
-def supervise_workers(env: dict[str, str], workers: int, run_state: RunState) -> int:
-    """Run `workers` server processes sharing the port; replace any that dies until told to stop."""
+def supervise_workers(env: dict[str, str], workers: int, run_state: RunState,
+                      on_worker_death: Callable[[], None] | None = None) -> int:
+    """Run `workers` server processes sharing the port; replace any that dies until told to stop
+    (`on_worker_death` first cleans up after it)."""
     stopping = threading.Event()
 
     def spawn() -> subprocess.Popen[bytes]:
@@ -99,6 +102,8 @@ def supervise_workers(env: dict[str, str], workers: int, run_state: RunState) ->
         for i, proc in enumerate(procs):
             if proc.poll() is not None and not stopping.is_set():
                 log.warning("worker exited; replacing it", extra={"pid": proc.pid, "exit_code": proc.returncode})
+                if on_worker_death is not None:
+                    on_worker_death()
                 time.sleep(RESTART_BACKOFF_S[min(deaths, len(RESTART_BACKOFF_S) - 1)])
                 deaths += 1
                 procs[i] = spawn()

@@ -21,7 +21,7 @@ from server.context import ActorInfo, Services, UnitOfWork
 from server.db import connect, ensure_indexes
 from server.demo import seed_demo
 from server.embedded import EmbeddedDatabaseError, EmbeddedMongo
-from server.sessions import cut_off_by_network
+from server.sessions import cut_off_by_network, release_orphaned_transactions
 from server.settings import Settings
 from tests.conftest import Api, assert_problem
 
@@ -231,3 +231,25 @@ async def test_cut_off_session_is_killed_after_the_request_deadline_passed(servi
             break
         await asyncio.sleep(0.1)
     assert services.reaper.killed == 1
+
+
+async def test_dead_workers_transactions_are_released(services: Services, mongo_uri: str) -> None:
+    """A SIGKILLed worker never aborts its transactions; the supervisor aborts them all (embedded database)."""
+    await services.db.regions.insert_one({"_id": "orphaned", "code": "O", "name": "Orphaned", "n": 0})
+    dead_worker = connect(mongo_uri)
+    session = dead_worker.start_session()
+    await session.start_transaction()
+    await dead_worker[services.settings.database_name].regions.update_one(
+        {"_id": "orphaned"}, {"$inc": {"n": 1}}, session=session
+    )  # ...and the worker dies here, its transaction open on the server
+
+    await asyncio.to_thread(release_orphaned_transactions, mongo_uri)
+    services.settings.db_transaction_budget_s = 3.0
+
+    async def bump(uow: UnitOfWork) -> None:
+        await uow.db.regions.update_one({"_id": "orphaned"}, {"$inc": {"n": 10}}, session=uow.session)
+
+    await services.transact(ActorInfo.system("test"), bump)
+    doc = await services.db.regions.find_one({"_id": "orphaned"})
+    assert doc is not None and doc["n"] == 10
+    await dead_worker.close()
