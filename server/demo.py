@@ -6,6 +6,7 @@ import json
 import logging
 import secrets
 import uuid
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -69,8 +70,48 @@ async def seed_demo_if_empty(services: Services) -> bool:
     credentials = await seed_demo(services)
     path = services.settings.var_dir / "demo-credentials.json"
     write_credentials(path, credentials)
-    log.info("demo organisation seeded", extra={"credentials_file": str(path)})
+    activity = await seed_demo_activity(services) if services.settings.publish_checklists else {}
+    log.info("demo organisation seeded", extra={"credentials_file": str(path), **activity})
     return True
+
+
+# The demo's programs: this month's visits for the inspectors (open) and the shoppers (covert).
+DEMO_PROGRAMS = [
+    ("Branch service inspections", "branch-service", False),
+    ("Mystery visits", "mystery-visit", True),
+]
+DEMO_HISTORY_AUDITS = 150
+
+
+async def seed_demo_activity(services: Services) -> dict[str, int]:
+    """Work for the demo people, so `make run` shows something to do: the next four weeks' visits for the
+    inspectors and shoppers, and six months of released history (findings, rectifications, scorecards)
+    for compliance, the regional managers and the branch heads."""
+    from server.commands.generate import generate_history
+    from server.planning import plan_program
+    from server.storage import programs
+
+    now = services.clock.now()
+    branch_ids = sorted(b["_id"] for b in await services.db.branches.find({}, {"_id": 1}).to_list())
+    planned = 0
+    for name, checklist_key, covert in DEMO_PROGRAMS:
+        program: dict[str, Any] = {
+            "_id": str(uuid.uuid4()), "name": name, "checklist_key": checklist_key, "branch_ids": branch_ids,
+            "region_ids": [], "starts_on": now.date().isoformat(),
+            "ends_on": (now + timedelta(days=27)).date().isoformat(), "visits_per_branch": 1,
+            "channel": "in_branch", "covert": covert, "created_by": None, "created_at": now,
+        }
+        visits = await plan_program(services.db, program)
+
+        async def work(uow: UnitOfWork, program: dict[str, Any] = program, visits: list[Any] = visits) -> None:
+            await programs.insert_program(uow.db, program, uow.session)
+            await programs.insert_assignments(uow.db, visits, program["_id"], uow.now, uow.session)
+            uow.record("program.generate_assignments", "program", program["_id"], {"assignments": len(visits)})
+
+        await services.transact(ActorInfo.system("seed"), work)
+        planned += len(visits)
+    history = await generate_history(services, count=DEMO_HISTORY_AUDITS, months=6, seed=7)
+    return {"assignments": planned, "history_audits": int(history["audits"])}
 
 
 def write_credentials(path: Path, credentials: dict[str, dict[str, str]]) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date
 from typing import Any
 
 from aiohttp import web
@@ -18,18 +17,17 @@ from schemas.audits import (
 )
 from schemas.common import Page, PageQuery
 from server.context import UnitOfWork
-from server.domain.assignments import Person, PlanningError, Rotation, branch_slot_info, plan_visits
 from server.errors import NotFound, ValidationFailed, field_error
 from server.http import authz
 from server.http.api import ApiRouter, body_of, json_response, match_info, query_of
 from server.http.request_meta import actor
 from server.http.routes.audits import current_checklist
 from server.keys import SERVICES
-from server.storage import org, programs, users
+from server.planning import plan_program
+from server.storage import org, programs
 
 router = ApiRouter("programs")
 PLANNERS = frozenset({authz.COMPLIANCE, authz.ADMIN})
-ASSIGNMENT_NS = uuid.UUID("7d1c33a4-1f7e-4c55-9a43-1f6b7f0b8f21")
 
 
 @router.post(
@@ -122,7 +120,7 @@ async def generate_assignments(request: web.Request) -> web.Response:
         raise NotFound("Program not found")
     if program.get("assignments_generated_at"):
         return _assignment_list(await programs.assignments_of_program(db, program["_id"]), 200)
-    docs = await plan_program(request, program)
+    docs = await plan_program(db, program)
 
     async def work(uow: UnitOfWork) -> bool:
         fresh = await uow.db.programs.find_one({"_id": program["_id"]}, session=uow.session)
@@ -147,54 +145,6 @@ def _assignment_list(docs: list[dict[str, Any]], status: int) -> web.Response:
         for d in docs
     ]
     return json_response({"items": items, "next_cursor": None}, status=status)
-
-
-async def plan_program(request: web.Request, program: dict[str, Any]) -> list[dict[str, Any]]:
-    """The assignment documents of a program, planned from the current people and history."""
-    db = request.app[SERVICES].db
-    branches: dict[str, dict[str, Any]] = {}
-    if program["branch_ids"]:
-        branches.update({b["_id"]: b for b in await org.branches_in(db, branch_ids=program["branch_ids"])})
-    if program["region_ids"]:
-        branches.update({b["_id"]: b for b in await org.branches_in(db, region_ids=program["region_ids"])})
-    role = authz.MYSTERY_SHOPPER if program["covert"] else authz.INSPECTOR
-    people = [Person(u["_id"], u.get("home_branch_id")) for u in await users.with_role(db, role)]
-    branch_ids = sorted(branches)
-    rotation = Rotation(
-        last_visitor=await programs.last_visitors(db, branch_ids, covert=program["covert"]),
-        load=await programs.open_load(db, [p.id for p in people]),
-    )
-    try:
-        visits = plan_visits(
-            [branch_slot_info(b) for b in branches.values()],
-            people,
-            starts_on=date.fromisoformat(program["starts_on"]),
-            ends_on=date.fromisoformat(program["ends_on"]),
-            visits_per_branch=program["visits_per_branch"],
-            covert=program["covert"],
-            rotation=rotation,
-            salt=program["_id"],
-        )
-    except PlanningError as exc:
-        raise ValidationFailed(str(exc), errors=[field_error(["path", "program_id"], str(exc))]) from None
-    return [
-        {
-            "_id": str(uuid.uuid5(ASSIGNMENT_NS, f"{program['_id']}:{v.slot.branch_id}:{v.slot.visit_no}")),
-            "program_id": program["_id"],
-            "branch_id": v.slot.branch_id,
-            "region_id": v.slot.region_id,
-            "visit_no": v.slot.visit_no,
-            "checklist_key": program["checklist_key"],
-            "channel": program["channel"],
-            "covert": program["covert"],
-            "assignee_id": v.assignee_id,
-            "window_start": v.slot.window_start,
-            "window_end": v.slot.window_end,
-            "status": "planned",
-            "audit_id": None,
-        }
-        for v in visits
-    ]
 
 
 @router.get(

@@ -1,0 +1,62 @@
+"""Planning a program's visits: who goes where and when, from the current people and past visits."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date
+
+from server.db import Database, Doc
+from server.domain.assignments import Person, PlanningError, Rotation, branch_slot_info, plan_visits
+from server.errors import ValidationFailed, field_error
+from server.http import authz
+from server.storage import org, programs, users
+
+# Assignment ids derive from (program, branch, visit number), so generating twice cannot duplicate visits.
+ASSIGNMENT_NS = uuid.UUID("7d1c33a4-1f7e-4c55-9a43-1f6b7f0b8f21")
+
+
+async def plan_program(db: Database, program: Doc) -> list[Doc]:
+    """The assignment documents of a program, planned from the current people and history."""
+    branches: dict[str, Doc] = {}
+    if program["branch_ids"]:
+        branches.update({b["_id"]: b for b in await org.branches_in(db, branch_ids=program["branch_ids"])})
+    if program["region_ids"]:
+        branches.update({b["_id"]: b for b in await org.branches_in(db, region_ids=program["region_ids"])})
+    role = authz.MYSTERY_SHOPPER if program["covert"] else authz.INSPECTOR
+    people = [Person(u["_id"], u.get("home_branch_id")) for u in await users.with_role(db, role)]
+    branch_ids = sorted(branches)
+    rotation = Rotation(
+        last_visitor=await programs.last_visitors(db, branch_ids, covert=program["covert"]),
+        load=await programs.open_load(db, [p.id for p in people]),
+    )
+    try:
+        visits = plan_visits(
+            [branch_slot_info(b) for b in branches.values()],
+            people,
+            starts_on=date.fromisoformat(program["starts_on"]),
+            ends_on=date.fromisoformat(program["ends_on"]),
+            visits_per_branch=program["visits_per_branch"],
+            covert=program["covert"],
+            rotation=rotation,
+            salt=program["_id"],
+        )
+    except PlanningError as exc:
+        raise ValidationFailed(str(exc), errors=[field_error(["path", "program_id"], str(exc))]) from None
+    return [
+        {
+            "_id": str(uuid.uuid5(ASSIGNMENT_NS, f"{program['_id']}:{v.slot.branch_id}:{v.slot.visit_no}")),
+            "program_id": program["_id"],
+            "branch_id": v.slot.branch_id,
+            "region_id": v.slot.region_id,
+            "visit_no": v.slot.visit_no,
+            "checklist_key": program["checklist_key"],
+            "channel": program["channel"],
+            "covert": program["covert"],
+            "assignee_id": v.assignee_id,
+            "window_start": v.slot.window_start,
+            "window_end": v.slot.window_end,
+            "status": "planned",
+            "audit_id": None,
+        }
+        for v in visits
+    ]
