@@ -14,7 +14,7 @@ from schemas.audits import AuditQuery
 from server.context import Services
 from server.http.authz import principal_from_user
 from server.http.routes.audits import history_filters
-from server.storage.audits import HK, explain_history, history_windows
+from server.storage.audits import HK, explain_history, history_bounds, history_windows, iso_utc
 from tests.audit_factories import audit_doc, ids_by
 from tests.conftest import Api
 
@@ -213,3 +213,27 @@ async def test_every_history_filter_combination_uses_an_index(services: Services
                 assert "COLLSCAN" not in stages and "IXSCAN" in stages, (user["role"], params, stages)
                 checked += 1
     assert checked > 200
+
+
+@pytest.mark.parametrize(
+    ("lower", "upper"),
+    [(None, None), (T0 - timedelta(days=400), None), (None, T0 + timedelta(days=1)), (T0, T0 + timedelta(days=2))],
+)
+def test_history_windows_partition_the_range_newest_first(lower: datetime | None, upper: datetime | None) -> None:
+    filters = {"branch_id": "b", **history_bounds(lower, upper, None)}
+    windows = history_windows(filters, T0)
+    assert all(w["branch_id"] == "b" for w in windows)
+
+    def inside(key: str, bounds: dict[str, str]) -> bool:
+        return bounds.get("$gte", "") <= key and ("$lt" not in bounds or key < bounds["$lt"])
+
+    moments = [T0 + timedelta(days=d, microseconds=m) for d in range(-5000, 60, 37) for m in (0, 1)]
+    moments += [m for m in (lower, upper) if m is not None]  # a bound itself, to the microsecond
+    for moment in moments:
+        key = f"{iso_utc(moment)}|a0b1"
+        wanted = (lower is None or moment >= lower) and (upper is None or moment <= upper)
+        hits = [i for i, w in enumerate(windows) if inside(key, w.get(HK, {}))]
+        assert len(hits) == (1 if wanted else 0), (moment, hits)
+    # newest first: every key of a window sorts after every key of the next one
+    for newer, older in itertools.pairwise(windows):
+        assert newer[HK]["$gte"] == older[HK]["$lt"]
