@@ -88,19 +88,18 @@ async def seed_demo_activity(services: Services) -> dict[str, int]:
     inspectors and shoppers, and six months of released history (findings, rectifications, scorecards)
     for compliance, the regional managers and the branch heads."""
     from server.commands.generate import generate_history
-    from server.planning import plan_program
+    from server.planning import plan_program, program_document
     from server.storage import programs
 
     now = services.clock.now()
     branch_ids = sorted(b["_id"] for b in await services.db.branches.find({}, {"_id": 1}).to_list())
     planned = 0
     for name, checklist_key, covert in DEMO_PROGRAMS:
-        program: dict[str, Any] = {
-            "_id": str(uuid.uuid4()), "name": name, "checklist_key": checklist_key, "branch_ids": branch_ids,
-            "region_ids": [], "starts_on": now.date().isoformat(),
-            "ends_on": (now + timedelta(days=27)).date().isoformat(), "visits_per_branch": 1,
-            "channel": "in_branch", "covert": covert, "created_by": None, "created_at": now,
-        }
+        program = program_document(
+            name=name, checklist_key=checklist_key, branch_ids=branch_ids, region_ids=[], starts_on=now.date(),
+            ends_on=(now + timedelta(days=27)).date(), visits_per_branch=1, channel="in_branch", covert=covert,
+            created_by=None, now=now,
+        )
         visits = await plan_program(services.db, program)
 
         async def work(uow: UnitOfWork, program: dict[str, Any] = program, visits: list[Any] = visits) -> None:

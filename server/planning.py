@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date
+from datetime import date, datetime
+from typing import Any
 
 from server.db import Database, Doc
 from server.domain.assignments import Person, PlanningError, Rotation, branch_slot_info, plan_visits
@@ -13,6 +14,27 @@ from server.storage import org, programs, users
 
 # Assignment ids derive from (program, branch, visit number), so generating twice cannot duplicate visits.
 ASSIGNMENT_NS = uuid.UUID("7d1c33a4-1f7e-4c55-9a43-1f6b7f0b8f21")
+
+
+def program_document(
+    *, name: str, checklist_key: str, branch_ids: list[str], region_ids: list[str], starts_on: date,
+    ends_on: date, visits_per_branch: int, channel: str, covert: bool, created_by: str | None, now: datetime,
+) -> dict[str, Any]:
+    """A new program as stored (the API and the demo both create them)."""
+    return {
+        "_id": str(uuid.uuid4()),
+        "name": name,
+        "checklist_key": checklist_key,
+        "branch_ids": sorted(set(branch_ids)),
+        "region_ids": sorted(set(region_ids)),
+        "starts_on": starts_on.isoformat(),
+        "ends_on": ends_on.isoformat(),
+        "visits_per_branch": visits_per_branch,
+        "channel": channel,
+        "covert": covert,
+        "created_by": created_by,
+        "created_at": now,
+    }
 
 
 async def plan_program(db: Database, program: Doc) -> list[Doc]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 from aiohttp import web
@@ -23,7 +22,7 @@ from server.http.api import ApiRouter, body_of, json_response, match_info, query
 from server.http.request_meta import actor
 from server.http.routes.audits import current_checklist
 from server.keys import SERVICES
-from server.planning import plan_program
+from server.planning import plan_program, program_document
 from server.storage import org, programs
 
 router = ApiRouter("programs")
@@ -61,20 +60,12 @@ async def create_program(request: web.Request) -> web.Response:
                 "Unknown region", errors=[field_error(["body", "region_ids", index], "no such region")]
             )
     who = authz.principal(request)
-    doc: dict[str, Any] = {
-        "_id": str(uuid.uuid4()),
-        "name": body.name,
-        "checklist_key": body.checklist_key,
-        "branch_ids": sorted(set(body.branch_ids or [])),
-        "region_ids": sorted(set(body.region_ids or [])),
-        "starts_on": body.starts_on.isoformat(),
-        "ends_on": body.ends_on.isoformat(),
-        "visits_per_branch": body.visits_per_branch,
-        "channel": body.channel,
-        "covert": body.covert,
-        "created_by": who.user_id,
-        "created_at": services.clock.now(),
-    }
+    doc = program_document(
+        name=body.name, checklist_key=body.checklist_key, branch_ids=body.branch_ids or [],
+        region_ids=body.region_ids or [], starts_on=body.starts_on, ends_on=body.ends_on,
+        visits_per_branch=body.visits_per_branch, channel=body.channel, covert=body.covert,
+        created_by=who.user_id, now=services.clock.now(),
+    )
 
     async def work(uow: UnitOfWork) -> None:
         await programs.insert_program(uow.db, doc, uow.session)
