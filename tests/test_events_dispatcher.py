@@ -268,6 +268,7 @@ async def test_a_dispatcher_cancelled_mid_batch_loses_nothing_after_restart(serv
 
     handler = EventHandler("slow", frozenset({"test.pinged"}), slow)
     dispatcher = Dispatcher(services, [handler], poll_s=0.02, batch=100)
+    dispatcher.grace_s = 0.3  # the pass sleeps 30 s: stop() waits this long, then cancels it
     await dispatcher.start()
     await asyncio.wait_for(reached.wait(), 30)
     await dispatcher.stop()
@@ -276,6 +277,31 @@ async def test_a_dispatcher_cancelled_mid_batch_loses_nothing_after_restart(serv
     await drain(services, handlers=[handler])
     counts = await effect_counts(services, "slow")
     assert len(counts) == 300 and set(counts) == {1}
+
+
+async def test_stopping_lets_the_pass_in_flight_commit_then_releases_the_lease(services: Services) -> None:
+    await emit_many(services, 20)
+    await sequence_once(services)
+    inside = asyncio.Event()
+    gate = asyncio.Event()
+
+    async def gated(uow: UnitOfWork, evt: Doc) -> None:
+        inside.set()
+        await gate.wait()
+        await uow.db.effects.update_one({"_id": f"gated:{evt['_id']}"}, {"$inc": {"count": 1}},
+                                        upsert=True, session=uow.session)
+
+    dispatcher = Dispatcher(services, [EventHandler("gated", frozenset({"test.pinged"}), gated)], poll_s=0.02)
+    await dispatcher.start()
+    await asyncio.wait_for(inside.wait(), 30)
+    stopping = asyncio.create_task(dispatcher.stop())
+    await asyncio.sleep(0.1)
+    assert not stopping.done()  # waiting for the pass, not cancelling it
+    gate.set()
+    await asyncio.wait_for(stopping, 10)
+    counts = await effect_counts(services, "gated")
+    assert len(counts) == 20 and set(counts) == {1}  # the pass finished its batch and committed
+    assert await services.db.leases.find_one({"_id": "dispatch:gated"}) is None
 
 
 async def test_the_sequencer_job_numbers_commits_promptly(services: Services) -> None:

@@ -23,15 +23,13 @@ from server.context import ActorInfo, Services, UnitOfWork
 from server.db import UNAVAILABLE_ERRORS, Doc
 from server.handlers import all_handlers
 from server.handlers.base import EventHandler
+from server.jobs.loop import PollingLoop
 from server.jobs.sequencer import LEASE as SEQUENCER_LEASE
 from server.jobs.sequencer import sequence_once, sequenced_signal
 from server.storage import outbox, trail
 from server.storage.meta import acquire_lease, release_lease
 
 log = logging.getLogger("branch_audit.dispatcher")
-
-# How long shutdown waits for a dispatcher pass to unwind.
-STOP_TIMEOUT_S = 3.0
 
 ANY_TYPE = "*"
 DUPLICATE_KEY = 11000
@@ -210,65 +208,48 @@ def lease_name(handler: EventHandler) -> str:
     return f"dispatch:{handler.name}"
 
 
-class Dispatcher:
+class Dispatcher(PollingLoop):
     """Runs every handler whose lease this instance holds; wakes when events are sequenced."""
 
     name = "dispatcher"
 
     def __init__(self, services: Services, handlers: list[EventHandler] | None = None, *, poll_s: float = 0.1,
                  lease_ttl_s: float = 10.0, batch: int = 200, policy: RetryPolicy | None = None) -> None:
+        super().__init__(poll_s=poll_s, wake=sequenced_signal(services))
         self.services = services
         self.handlers = all_handlers() if handlers is None else handlers
         self.runners = [HandlerRunner(services, h, batch=batch, policy=policy) for h in self.handlers]
-        self.poll_s = poll_s
         self.lease_ttl = timedelta(seconds=lease_ttl_s)
-        self._task: asyncio.Task[None] | None = None
 
     async def run_once(self) -> int:
         """One pass over the handlers this instance can lease; returns how much moved."""
         services = self.services
         moved = 0
         for runner in self.runners:
+            if self.stopping:
+                break  # stop() is waiting: leave the other handlers to the next owner
             lease = lease_name(runner.handler)
             now = services.clock.now()
             if await acquire_lease(services.db, lease, services.instance_id, now, self.lease_ttl):
                 moved += await runner.run_once()
         return moved
 
+    async def one_pass(self) -> int:
+        try:
+            return await self.run_once()
+        except PyMongoError as exc:
+            log.warning("dispatcher pass failed", extra={"error": str(exc)})
+            return 0
+
     async def release(self) -> None:
         for handler in self.handlers:
             with contextlib.suppress(PyMongoError):
                 await release_lease(self.services.db, lease_name(handler), self.services.instance_id)
 
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name=self.name)
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            # A pass cancelled inside a driver call can take long to unwind (seen: 20 s); shutdown must not
-            # wait for it. Whatever it had not committed is redone by the next owner of the lease.
-            done, _ = await asyncio.wait({self._task}, timeout=STOP_TIMEOUT_S)
-            if not done:
-                log.warning("dispatcher pass still unwinding at shutdown; leaving it")
-            self._task = None
-        with contextlib.suppress(PyMongoError, TimeoutError):
-            async with asyncio.timeout(STOP_TIMEOUT_S):
+    async def after_stop(self) -> None:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.grace_s):
                 await self.release()
-
-    async def _run(self) -> None:
-        signal = sequenced_signal(self.services)
-        while True:
-            signal.clear()
-            try:
-                moved = await self.run_once()
-            except PyMongoError as exc:
-                log.warning("dispatcher pass failed", extra={"error": str(exc)})
-                moved = 0
-            if moved:
-                continue
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(signal.wait(), self.poll_s)
 
 
 async def drain(services: Services, *, max_rounds: int = 50,

@@ -3,12 +3,11 @@ other channels, which committed with the notification."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from datetime import timedelta
 
 from server.context import Services
+from server.jobs.loop import PollingLoop
 from server.notify.email import build_email, send_email
 from server.storage import notifications as store
 
@@ -66,32 +65,17 @@ async def send_due_emails(services: Services, *, limit: int = BATCH) -> int:
     return sent
 
 
-class EmailDeliveryWorker:
+class EmailDeliveryWorker(PollingLoop):
     name = "email-delivery"
 
     def __init__(self, services: Services) -> None:
+        super().__init__(poll_s=POLL_S)
         self.services = services
-        self.task: asyncio.Task[None] | None = None
 
-    async def start(self) -> None:
-        self.task = asyncio.create_task(self.run(), name=self.name)
-
-    async def run(self) -> None:
-        while True:
-            sent = 0
-            try:
-                sent = await send_due_emails(self.services)
-            except Exception:
-                log.exception("email delivery round failed")
-            if sent < BATCH:
-                await asyncio.sleep(POLL_S)
-
-    async def stop(self) -> None:
-        if self.task is not None:
-            self.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.task
-            self.task = None
+    async def one_pass(self) -> int:
+        sent = await send_due_emails(self.services)
+        # A short round means the queue is drained: pause. A full one: go on at once.
+        return sent if sent >= BATCH else 0
 
 
 def jobs(services: Services) -> list[EmailDeliveryWorker]:

@@ -15,6 +15,7 @@ from pymongo.errors import DuplicateKeyError, OperationFailure, PyMongoError
 
 from server.context import Services
 from server.db import Doc
+from server.jobs.loop import PollingLoop
 from server.storage import outbox, trail
 from server.storage.meta import acquire_lease, release_lease
 
@@ -85,48 +86,34 @@ async def sequence_once(services: Services, batch: int = BATCH) -> int:
             return total
 
 
-class Sequencer:
+class Sequencer(PollingLoop):
     """Polls (or wakes on a commit in this process) and sequences while it holds the lease."""
 
     name = "sequencer"
 
     def __init__(self, services: Services, *, poll_s: float = 0.1, lease_ttl_s: float = 10.0,
                  batch: int = BATCH) -> None:
+        super().__init__(poll_s=poll_s, wake=services.outbox_signal)
         self.services = services
-        self.poll_s = poll_s
         self.lease_ttl = timedelta(seconds=lease_ttl_s)
         self.batch = batch
-        self._task: asyncio.Task[None] | None = None
 
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name=self.name)
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-        with contextlib.suppress(PyMongoError):
-            await release_lease(self.services.db, LEASE, self.services.instance_id)
-
-    async def _run(self) -> None:
+    async def one_pass(self) -> int:
         services = self.services
-        signal = services.outbox_signal
-        while True:
-            signal.clear()
-            try:
-                # One batch per lease renewal, so a long backlog never outlives the lease.
-                if await acquire_lease(services.db, LEASE, services.instance_id, services.clock.now(),
+        try:
+            # One batch per lease renewal, so a long backlog never outlives the lease.
+            if not await acquire_lease(services.db, LEASE, services.instance_id, services.clock.now(),
                                        self.lease_ttl):
-                    numbered = await sequence_events(services, self.batch)
-                    sealed = await seal_trail(services, self.batch)
-                    if numbered or sealed:
-                        continue
-            except PyMongoError as exc:
-                log.warning("sequencer pass failed", extra={"error": str(exc)})
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(signal.wait(), self.poll_s)
+                return 0
+            return await sequence_events(services, self.batch) + await seal_trail(services, self.batch)
+        except PyMongoError as exc:
+            log.warning("sequencer pass failed", extra={"error": str(exc)})
+            return 0
+
+    async def after_stop(self) -> None:
+        with contextlib.suppress(PyMongoError, TimeoutError):
+            async with asyncio.timeout(self.grace_s):
+                await release_lease(self.services.db, LEASE, self.services.instance_id)
 
 
 def jobs(services: Services) -> list[Sequencer]:

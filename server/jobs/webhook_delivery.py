@@ -5,7 +5,6 @@ a `webhook.subscription_disabled` event tells the admins."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 import time
@@ -19,6 +18,7 @@ from pymongo.errors import PyMongoError
 from schemas.events import WebhookSubscriptionDisabled
 from server.context import ActorInfo, Services, UnitOfWork
 from server.db import Doc
+from server.jobs.loop import PollingLoop
 from server.storage import webhooks
 from server.webhooks import retry, signing
 from server.webhooks.targets import GuardedResolver, TargetRefused, check_target
@@ -46,19 +46,18 @@ class AttemptOutcome:
     refused: bool = False  # the target is not allowed: permanent
 
 
-class DeliveryWorker:
+class DeliveryWorker(PollingLoop):
     """One pass delivers everything due; the job repeats passes."""
 
     name = "webhook_delivery"
 
     def __init__(self, services: Services, *, policy: DeliveryPolicy | None = None, poll_s: float = 1.0,
                  rng: random.Random | None = None) -> None:
+        super().__init__(poll_s=poll_s)
         self.services = services
         self.policy = policy or DeliveryPolicy()
-        self.poll_s = poll_s
         self.rng = rng or random.Random()
         self._http: aiohttp.ClientSession | None = None
-        self._task: asyncio.Task[None] | None = None
 
     def _client(self) -> aiohttp.ClientSession:
         if self._http is None or self._http.closed:
@@ -77,12 +76,13 @@ class DeliveryWorker:
     async def deliver_due(self) -> int:
         """Attempt every delivery due now; returns how many attempts were made."""
         attempts = 0
-        while True:
+        while not self.stopping:  # on stop, the deliveries in flight finish and nothing new is claimed
             claimed = await self._claim(self.policy.concurrency)
             if not claimed:
                 return attempts
             await asyncio.gather(*(self._deliver(d) for d in claimed))
             attempts += len(claimed)
+        return attempts
 
     async def _claim(self, limit: int) -> list[Doc]:
         claimed: list[Doc] = []
@@ -173,24 +173,15 @@ class DeliveryWorker:
         log.warning("webhook subscription disabled",
                     extra={"subscription_id": subscription_id, "reason": reason})
 
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name=self.name)
+    async def one_pass(self) -> int:
+        try:
+            return await self.deliver_due()
+        except PyMongoError as exc:
+            log.warning("webhook delivery pass failed", extra={"error": str(exc)})
+            return 0
 
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+    async def after_stop(self) -> None:
         await self.close()
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self.deliver_due()
-            except PyMongoError as exc:
-                log.warning("webhook delivery pass failed", extra={"error": str(exc)})
-            await asyncio.sleep(self.poll_s)
 
 
 async def deliver_due(services: Services, *, policy: DeliveryPolicy | None = None,

@@ -1,0 +1,86 @@
+"""The loop every polling background job runs in, and how it stops.
+
+Stopping asks the loop to finish its pass and only cancels it when the pass does not end in time.
+Cancelling a pass mid-call was the old way, and it raced: a driver call cancelled on our side could still
+run on the server after `stop()` had released the job's lease, so the cancelled `acquire_lease` upsert
+re-created the lease behind our back, and another instance waited out its TTL before taking the work."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+log = logging.getLogger("branch_audit.jobs")
+
+# How long stop() waits for the current pass to end by itself, then for a cancelled pass to unwind.
+GRACE_S = 3.0
+
+
+class PollingLoop:
+    """Runs `one_pass` until stopped, pausing `poll_s` (or until `wake` is set) when a pass moved nothing.
+
+    Subclasses implement `one_pass` (returns how much moved) and may override `after_stop`."""
+
+    name = "job"
+
+    def __init__(self, *, poll_s: float, wake: asyncio.Event | None = None, grace_s: float = GRACE_S) -> None:
+        self.poll_s = poll_s
+        self.wake = wake
+        self.grace_s = grace_s
+        self._stopping = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def stopping(self) -> bool:
+        """True once stop() was called: a long pass checks this between its steps."""
+        return self._stopping.is_set()
+
+    async def one_pass(self) -> int:
+        raise NotImplementedError
+
+    async def after_stop(self) -> None:
+        """Runs once the loop has ended (release leases, close clients)."""
+
+    async def start(self) -> None:
+        self._stopping.clear()
+        self._task = asyncio.create_task(self._run(), name=self.name)
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            self._stopping.set()
+            done, _ = await asyncio.wait({task}, timeout=self.grace_s)
+            if not done:
+                # A pass stuck on an unreachable database or receiver: cancel it. What it had not committed
+                # is redone by whoever runs the job next, since every job's effects are idempotent.
+                task.cancel()
+                done, _ = await asyncio.wait({task}, timeout=self.grace_s)
+                if not done:
+                    log.warning("job pass still unwinding at shutdown; leaving it", extra={"job": self.name})
+        await self.after_stop()
+
+    async def _run(self) -> None:
+        while not self._stopping.is_set():
+            if self.wake is not None:
+                self.wake.clear()
+            try:
+                moved = await self.one_pass()
+            except Exception:
+                # The loop must outlive any one pass; the pass logs what it knows, this keeps the trace.
+                log.exception("job pass failed", extra={"job": self.name})
+                moved = 0
+            if not moved:
+                await self._pause()
+
+    async def _pause(self) -> None:
+        waiters = [asyncio.ensure_future(self._stopping.wait())]
+        if self.wake is not None:
+            waiters.append(asyncio.ensure_future(self.wake.wait()))
+        try:
+            await asyncio.wait(waiters, timeout=self.poll_s, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.gather(*waiters, return_exceptions=True)
