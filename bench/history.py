@@ -202,7 +202,10 @@ async def measure_exports(services: Services) -> dict[str, Any]:
 async def main_async(sizes: list[int]) -> dict[str, Any]:
     # On disk: at 200,000 audits the in-memory store failed an insert with "internal server error".
     data_dir = tempfile.mkdtemp(prefix="bench-history-")
-    server = EmbeddedMongo(data_dir, log_path=Path(data_dir) / "db.log")
+    # No oplog pruning while seeding: SecantusDB prunes on every write once its oplog holds 100,000
+    # entries, which made the 200,000-audit seed crawl. Nothing tails this database's change stream.
+    server = EmbeddedMongo(data_dir, log_path=Path(data_dir) / "db.log",
+                           extra_args=["--oplog-max-entries", "100000000", "--oplog-retention-seconds", "604800"])
     server.start()
     try:
         results = []

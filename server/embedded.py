@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 
@@ -51,10 +52,12 @@ def _explain_failure(storage: str, log_tail: str) -> str:
 class EmbeddedMongo:
     """Starts and stops one SecantusDB process on 127.0.0.1."""
 
-    def __init__(self, storage_path: str, *, port: int | None = None, log_path: Path | None = None) -> None:
+    def __init__(self, storage_path: str, *, port: int | None = None, log_path: Path | None = None,
+                 extra_args: Sequence[str] = ()) -> None:
         self.storage_path = storage_path
         self.port = port or free_port()
         self.log_path = log_path
+        self.extra_args = list(extra_args)
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -83,6 +86,7 @@ class EmbeddedMongo:
             # Measured here: without it, a transaction acknowledged with w=majority,j=true was lost when
             # the server was SIGKILLed (0 of 3 survived; 3 of 3 with it), at no measurable cost.
             "--sync-on-commit",
+            *self.extra_args,
         ]
         # Own process group: a Ctrl-C in the terminal reaches us first, and we stop the database last.
         try:
