@@ -23,7 +23,8 @@ class Device(BaseModel):
 
 
 class PhotoPublic(BaseModel):
-    """A photo's metadata. `gps` and `device` are never shown to branch roles."""
+    """A photo's metadata. `gps` and `device` are never shown to branch roles, nor, for audit evidence,
+    who took it and when (the branch sees the visit's date on the audit, never a time)."""
 
     id: str
     sha256: str
@@ -36,9 +37,9 @@ class PhotoPublic(BaseModel):
     item_id: str | None = None
     rectification_id: str | None = None
     branch_id: str
-    uploader_id: str
-    uploaded_at: datetime
-    captured_at: datetime | None = None
+    uploader_id: str | None = Field(description="null for branch roles reading audit evidence")
+    uploaded_at: datetime | None = Field(description="null for branch roles reading audit evidence")
+    captured_at: datetime | None = Field(default=None, description="null for branch roles reading audit evidence")
     captured_at_source: Literal["exif_offset", "branch_local"] | None = Field(
         default=None,
         description="exif_offset: the camera wrote its UTC offset; branch_local: read as branch time",
@@ -47,7 +48,9 @@ class PhotoPublic(BaseModel):
     device: Device | None = None
     orientation: int = Field(description="EXIF orientation of the original (1 = upright)")
     phash: str = Field(description="64-bit perceptual hash, hex")
-    flags: list[str] = Field(description="anti-fraud flags; the photo is kept whatever they say")
+    flags: list[str] = Field(
+        description="anti-fraud flags; the photo is kept whatever they say (empty for branch roles on audit evidence)"
+    )
     purged: bool = Field(description="bytes removed by the retention purge; metadata kept")
     url: str
     thumbnail_url: str

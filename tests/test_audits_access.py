@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
+
+from aiohttp import FormData
 
 from server.clock import FakeClock
 from server.context import Services
-from tests.audit_factories import add_photo, ids_by, passing_answers, publish_checklist, start_body
+from tests.audit_factories import ids_by, passing_answers, publish_checklist, start_body
 from tests.conftest import Api, assert_problem
+from tests.image_factory import phone_jpeg
 
 
 async def covert_audit(api: Api, services: Services, clock: FakeClock) -> tuple[str, dict[str, object]]:
@@ -23,7 +26,12 @@ async def covert_audit(api: Api, services: Services, clock: FakeClock) -> tuple[
         expect=201,
         json=start_body(branch["_id"], clock.now(), location={"lat": 31.2397, "lon": 121.4998}),
     )
-    await add_photo(services.db, audit_id, "lobby_photo", branch["_id"])
+    form = FormData()
+    form.add_field("item_id", "lobby_photo")
+    # 00:55 UTC, shortly before the clock: a real phone photo, with capture time, GPS and device.
+    taken = datetime(2026, 11, 2, 8, 55)
+    form.add_field("file", phone_jpeg(taken=taken), filename="lobby.jpg", content_type="image/jpeg")
+    await api.json("POST", f"/api/v1/audits/{audit_id}/photos", "mystery_shopper", expect=201, data=form)
     await api.json(
         "PATCH",
         f"/api/v1/audits/{audit_id}/answers",
@@ -58,19 +66,23 @@ async def test_released_covert_audit_shows_a_pseudonym_and_the_date_only(
     await api.json("POST", f"/api/v1/audits/{audit_id}/release", "compliance", expect=200)
     shopper = await services.db.users.find_one({"role": "mystery_shopper", "username": "shopper"})
     assert shopper is not None
-    secrets = [shopper["_id"], shopper["display_name"], "Sofia", "T01:00"]
+    secrets = [shopper["_id"], shopper["display_name"], "Sofia", "T01:00", "T00:5", "Apple", "iPhone"]
     seen = []
     for who in ("branch_head", "regional_manager"):
         detail = await api.json("GET", f"/api/v1/audits/{audit_id}", who, expect=200)
         listing = await api.json("GET", "/api/v1/audits", who, expect=200)
         findings = await api.json("GET", f"/api/v1/findings?audit_id={audit_id}", who, expect=200)
+        photos = await api.json("GET", f"/api/v1/audits/{audit_id}/photos", who, expect=200)
+        assert len(photos["items"]) == 1
+        meta = await api.json("GET", photos["items"][0]["url"] + "/meta", who, expect=200)
+        assert meta["uploader_id"] is None and meta["captured_at"] is None and meta["gps"] is None
         assert [row["id"] for row in listing["items"]] == [audit_id]
         assert len(findings["items"]) == 2
         assert detail["auditor"]["pseudonym"].startswith("Shopper-")
         assert detail["visit_date"] == "2026-11-02"
         assert "started_at" not in detail and "checkin" not in detail and "flags" not in detail
         assert all("answered_at" not in a for a in detail["answers"].values())
-        text = json.dumps([detail, listing, findings])
+        text = json.dumps([detail, listing, findings, photos, meta])
         for secret in secrets:
             assert secret not in text, (who, secret)
         seen.append(detail["auditor"]["pseudonym"])

@@ -50,8 +50,10 @@ UPLOAD_ERRORS = {
 
 
 def public_photo(doc: Doc, who: Principal) -> dict[str, Any]:
-    """A photo's metadata for this caller: no GPS or device for branch roles."""
+    """A photo's metadata for this caller: no GPS or device for branch roles; for audit evidence, not
+    who took it or when either (a covert visit's shopper, or the minute of a visit, identifies a person)."""
     hide = who.role in SANITIZED_ROLES
+    hide_visit = hide and doc["owner_type"] == "audit"
     return PhotoPublic(
         id=doc["_id"],
         sha256=doc["sha256"],
@@ -64,15 +66,15 @@ def public_photo(doc: Doc, who: Principal) -> dict[str, Any]:
         item_id=doc.get("item_id"),
         rectification_id=doc.get("rectification_id"),
         branch_id=doc["branch_id"],
-        uploader_id=doc["uploader_id"],
-        uploaded_at=doc["uploaded_at"],
-        captured_at=doc.get("captured_at"),
-        captured_at_source=doc.get("captured_at_source"),
+        uploader_id=None if hide_visit else doc["uploader_id"],
+        uploaded_at=None if hide_visit else doc["uploaded_at"],
+        captured_at=None if hide_visit else doc.get("captured_at"),
+        captured_at_source=None if hide_visit else doc.get("captured_at_source"),
         gps=None if hide else doc.get("gps"),
         device=None if hide else doc.get("device"),
         orientation=doc.get("orientation", 1),
         phash=doc["phash"],
-        flags=doc.get("flags", []),
+        flags=[] if hide_visit else doc.get("flags", []),  # about the auditor, like an audit's own flags
         purged=bool(doc.get("purged")),
         url=f"/api/v1/photos/{doc['_id']}",
         thumbnail_url=f"/api/v1/photos/{doc['_id']}/thumbnail",
