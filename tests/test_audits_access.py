@@ -10,6 +10,7 @@ from aiohttp import FormData
 
 from server.clock import FakeClock
 from server.context import Services
+from server.jobs.dispatcher import drain
 from tests.audit_factories import ids_by, passing_answers, publish_checklist, start_body
 from tests.conftest import Api, assert_problem
 from tests.image_factory import phone_jpeg
@@ -134,3 +135,50 @@ async def test_covert_assignments_are_invisible_to_branch_roles(api: Api, servic
     shopper = await services.db.users.find_one({"username": "shopper"})
     assert shopper is not None
     assert all(a["covert"] and a["assignee_id"] == shopper["_id"] for a in mine["items"])
+
+
+async def test_no_read_open_to_branch_roles_names_the_shopper_or_the_minute_of_the_visit(
+    api: Api, services: Services, clock: FakeClock
+) -> None:
+    audit_id, branch = await covert_audit(api, services, clock)
+    clock.advance(timedelta(days=1, hours=5))
+    await api.json("POST", f"/api/v1/audits/{audit_id}/release", "compliance", expect=200)
+    await drain(services)  # rectifications and notifications, as the running server makes them
+    findings = await api.json("GET", f"/api/v1/findings?audit_id={audit_id}", "branch_head", expect=200)
+    finding_id = findings["items"][0]["id"]
+    await api.json("POST", f"/api/v1/findings/{finding_id}/appeal", "branch_head", expect=201,
+                   json={"reason": "The greeter was on the phone with a customer"})
+    await drain(services)
+    shopper = await services.db.users.find_one({"role": "mystery_shopper", "username": "shopper"})
+    assert shopper is not None
+    secrets = [shopper["_id"], f"\"{shopper['username']}\"", shopper["display_name"], "T00:5", "T01:0"]
+    rects = await api.json("GET", "/api/v1/rectifications", "branch_head", expect=200)
+    assert rects["items"], "the release made rectifications"
+    photos = await api.json("GET", f"/api/v1/audits/{audit_id}/photos", "branch_head", expect=200)
+    paths = [
+        "/api/v1/audits",
+        f"/api/v1/audits/{audit_id}",
+        f"/api/v1/audits/{audit_id}/photos",
+        *(p["url"] + "/meta" for p in photos["items"]),
+        f"/api/v1/findings?audit_id={audit_id}",
+        "/api/v1/appeals",
+        "/api/v1/rectifications",
+        *(f"/api/v1/rectifications/{r['id']}" for r in rects["items"]),
+        "/api/v1/notifications",
+        "/api/v1/assignments",
+        "/api/v1/exports/audits.csv",
+        "/api/v1/exports/findings.csv",
+        f"/api/v1/reports/scorecard?group_by=section&branch_id={branch['_id']}",
+        f"/api/v1/reports/trend?branch_id={branch['_id']}",
+        "/api/v1/reports/repeat-findings",
+        "/api/v1/reports/rectifications",
+    ]
+    for who in ("branch_head", "regional_manager"):
+        for path in paths:
+            resp = await api.call("GET", path, who)
+            assert resp.status == 200, (who, path, resp.status)
+            text = await resp.text()
+            for secret in secrets:
+                assert secret not in text, (who, path, secret)
+        refused = await api.call("GET", f"/api/v1/users/{shopper['_id']}", who)
+        assert refused.status in (403, 404)
