@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from server.db import Database, Doc
@@ -47,16 +47,22 @@ async def plan_program(db: Database, program: Doc) -> list[Doc]:
     role = authz.MYSTERY_SHOPPER if program["covert"] else authz.INSPECTOR
     people = [Person(u["_id"], u.get("home_branch_id")) for u in await users.with_role(db, role)]
     branch_ids = sorted(branches)
+    person_ids = [p.id for p in people]
+    starts_on, ends_on = date.fromisoformat(program["starts_on"]), date.fromisoformat(program["ends_on"])
+    # A day either side: branches' local days straddle UTC midnight.
+    period_start = datetime.combine(starts_on - timedelta(days=1), time(0), tzinfo=UTC)
+    period_end = datetime.combine(ends_on + timedelta(days=2), time(0), tzinfo=UTC)
     rotation = Rotation(
         last_visitor=await programs.last_visitors(db, branch_ids, covert=program["covert"]),
-        load=await programs.open_load(db, [p.id for p in people]),
+        load=await programs.open_load(db, person_ids),
+        booked=await programs.booked_windows(db, person_ids, period_start, period_end),
     )
     try:
         visits = plan_visits(
             [branch_slot_info(b) for b in branches.values()],
             people,
-            starts_on=date.fromisoformat(program["starts_on"]),
-            ends_on=date.fromisoformat(program["ends_on"]),
+            starts_on=starts_on,
+            ends_on=ends_on,
             visits_per_branch=program["visits_per_branch"],
             covert=program["covert"],
             rotation=rotation,

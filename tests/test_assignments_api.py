@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import uuid
 from datetime import timedelta
 
@@ -84,3 +85,32 @@ async def test_only_the_assignee_starts_an_assignment_and_windows_are_checked(
     assert stored is not None and stored["status"] == "in_progress" and stored["audit_id"] == audit_id
     resp = await api.call("PUT", f"/api/v1/audits/{uuid.uuid4()}", "inspector", json=body)
     assert_problem(resp, await resp.json(), 409)
+
+
+async def test_a_second_program_does_not_book_anyone_twice_at_once(api: Api, services: Services) -> None:
+    await publish_checklist(services.db)
+    branch_ids = [b["_id"] for b in await services.db.branches.find({}).to_list()]
+    windows: dict[str, list[tuple[str, str]]] = {}
+    for name in ("Dress code", "Counter service"):
+        program = await api.json(
+            "POST",
+            "/api/v1/programs",
+            "compliance",
+            expect=201,
+            json={
+                "name": name,
+                "checklist_key": "test-visit",
+                "branch_ids": branch_ids,
+                "starts_on": "2026-11-02",
+                "ends_on": "2026-11-04",  # both programs in the same three days
+                "visits_per_branch": 1,
+                "covert": False,
+            },
+        )
+        planned = await api.json("POST", f"/api/v1/programs/{program['id']}/assignments", "compliance", expect=201)
+        for a in planned["items"]:
+            windows.setdefault(a["assignee_id"], []).append((a["window_start"], a["window_end"]))
+    assert sum(len(w) for w in windows.values()) == 2 * len(branch_ids)
+    for booked in windows.values():
+        ordered = sorted(booked)
+        assert all(end < start for (_, end), (start, _) in itertools.pairwise(ordered)), ordered

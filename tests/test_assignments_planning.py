@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import itertools
 from collections import Counter
-from datetime import date, time
+from datetime import UTC, date, datetime, time
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from server.domain.assignments import (
+    TRAVEL,
     BranchSlotInfo,
     Person,
     PlanningError,
@@ -104,3 +105,47 @@ def test_a_branch_closed_all_period_cannot_be_planned() -> None:
     weekend_only = BranchSlotInfo("b-w", "r", "UTC", weekdays=(5, 6))
     with pytest.raises(PlanningError):
         slots_for_branch(weekend_only, date(2026, 11, 2), date(2026, 11, 6), 1)
+
+
+def _apart(windows: list[tuple[datetime, datetime]]) -> bool:
+    """No two windows come within TRAVEL of each other."""
+    ordered = sorted(windows)
+    return all(a_end + TRAVEL <= b_start for (_, a_end), (b_start, _) in itertools.pairwise(ordered))
+
+
+@pytest.mark.parametrize(("branch_count", "last_day"), [(12, 6), (6, 2)])
+def test_one_person_is_never_booked_for_two_visits_at_once(branch_count: int, last_day: int) -> None:
+    # Few people for many branches: 12 visits in a week, or 6 in one day for 3 people (whose preferred
+    # windows, unchecked, give one person back-to-back and overlapping visits).
+    branches = [BranchSlotInfo(f"b-{i:02}", "r1", "Asia/Shanghai") for i in range(branch_count)]
+    people = [Person("p1"), Person("p2"), Person("p3")]
+    visits = plan_visits(branches, people, starts_on=date(2026, 11, 2), ends_on=date(2026, 11, last_day),
+                         visits_per_branch=1, covert=False, salt="week")
+    assert len(visits) == branch_count
+    by_person: dict[str, list[tuple[datetime, datetime]]] = {}
+    for visit in visits:
+        by_person.setdefault(visit.assignee_id, []).append((visit.slot.window_start, visit.slot.window_end))
+    assert all(_apart(windows) for windows in by_person.values())
+    assert [v.slot.window_start for v in visits] == sorted(v.slot.window_start for v in visits)
+
+
+def test_a_clashing_visit_moves_to_another_window() -> None:
+    slot = slots_for_branch(SHANGHAI, date(2026, 11, 2), date(2026, 11, 2), 1, salt="x")[0]
+    # The only inspector is already booked (by another program) across the preferred window.
+    rotation = Rotation(booked={"p1": [(slot.window_start, slot.window_end)]})
+    [visit] = plan_visits([SHANGHAI], [Person("p1")], starts_on=date(2026, 11, 2), ends_on=date(2026, 11, 2),
+                          visits_per_branch=1, covert=False, rotation=rotation, salt="x")
+    assert visit.slot.window_start != slot.window_start
+    assert visit.slot.window_start.date() == slot.window_start.date() and visit.slot.visit_no == 0  # one-day period
+    assert _apart([(slot.window_start, slot.window_end), (visit.slot.window_start, visit.slot.window_end)])
+    local = visit.slot.window_start.astimezone(ZoneInfo(SHANGHAI.timezone))
+    assert SHANGHAI.opens <= local.time()
+
+
+def test_a_day_with_nobody_free_is_refused_with_a_reason() -> None:
+    day = date(2026, 11, 2)
+    whole_day = (datetime(2026, 11, 1, 20, tzinfo=UTC), datetime(2026, 11, 2, 12, tzinfo=UTC))
+    rotation = Rotation(booked={"p1": [whole_day]})
+    with pytest.raises(PlanningError, match="already booked whenever branch b-sh could have visit 1"):
+        plan_visits([SHANGHAI], [Person("p1")], starts_on=day, ends_on=day, visits_per_branch=1,
+                    covert=False, rotation=rotation)

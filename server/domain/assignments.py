@@ -1,6 +1,6 @@
 """Planning a program's visits: when (spread over the period and the branch's opening hours, in its own
 time zone) and who (rotation: never one's own home branch, never the same shopper twice in a row at a
-branch, least-loaded first with a deterministic tie-break)."""
+branch, never two visits at once, least-loaded first with a deterministic tie-break)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 WINDOW = timedelta(hours=2)
+# Between two visits of one person: getting from one branch to the next.
+TRAVEL = timedelta(minutes=30)
 
 
 class PlanningError(ValueError):
@@ -40,6 +42,15 @@ class Slot:
     visit_no: int
     window_start: datetime
     window_end: datetime
+    # Other windows in the visit's part of the period, in order of preference, for when nobody is free.
+    alternatives: tuple[datetime, ...] = field(default=(), compare=False, repr=False)
+
+    def options(self) -> list[Slot]:
+        length = self.window_end - self.window_start
+        return [self] + [
+            Slot(self.branch_id, self.region_id, self.visit_no, start, start + length)
+            for start in self.alternatives
+        ]
 
 
 @dataclass(frozen=True)
@@ -50,10 +61,21 @@ class Visit:
 
 @dataclass
 class Rotation:
-    """Who visited each branch last and how much open work everybody has, updated as visits are planned."""
+    """Who visited each branch last, how much open work everybody has and when they are already booked,
+    updated as visits are planned."""
 
     last_visitor: dict[str, str] = field(default_factory=dict)
     load: dict[str, int] = field(default_factory=dict)
+    booked: dict[str, list[tuple[datetime, datetime]]] = field(default_factory=dict)
+
+    def is_free(self, person_id: str, start: datetime, end: datetime) -> bool:
+        """No booked window of theirs comes within TRAVEL of [start, end)."""
+        return all(end + TRAVEL <= s or e + TRAVEL <= start for s, e in self.booked.get(person_id, []))
+
+    def book(self, person_id: str, slot: Slot) -> None:
+        self.load[person_id] = self.load.get(person_id, 0) + 1
+        self.last_visitor[slot.branch_id] = person_id
+        self.booked.setdefault(person_id, []).append((slot.window_start, slot.window_end))
 
 
 def _stable(*parts: str) -> int:
@@ -65,18 +87,18 @@ def parse_hhmm(text: str) -> time:
     return time(int(hours), int(minutes))
 
 
-def _opening_day(start: date, end: date, weekdays: Sequence[int], preferred: date) -> date | None:
-    """The opening day in [start, end] nearest to `preferred` (earlier day on a tie)."""
-    span = (end - start).days
-    for offset in range(span + 1):
-        for candidate in (preferred - timedelta(days=offset), preferred + timedelta(days=offset)):
-            if start <= candidate <= end and candidate.weekday() in weekdays:
-                return candidate
-    return None
+def _opening_days(start: date, end: date, weekdays: Sequence[int], preferred: date) -> list[date]:
+    """The opening days in [start, end], nearest to `preferred` first (the earlier day on a tie)."""
+    days = [start + timedelta(days=k) for k in range((end - start).days + 1)]
+    return sorted((d for d in days if d.weekday() in weekdays), key=lambda d: (abs((d - preferred).days), d))
 
 
 def slots_for_branch(branch: BranchSlotInfo, starts_on: date, ends_on: date, visits: int, salt: str = "") -> list[Slot]:
-    """`visits` windows spread evenly over the period, each inside local opening hours on an opening day."""
+    """`visits` windows spread evenly over the period, each inside local opening hours on an opening day.
+
+    Visit n falls in the n-th equal part of the period, on a day and at a time picked by a stable hash, so
+    that branches do not all get the same day; the other days and times of that part are its
+    alternatives, nearest first, for when nobody is free."""
     days = (ends_on - starts_on).days + 1
     zone = ZoneInfo(branch.timezone)
     open_minutes = branch.opens.hour * 60 + branch.opens.minute
@@ -90,21 +112,28 @@ def slots_for_branch(branch: BranchSlotInfo, starts_on: date, ends_on: date, vis
     for n in range(visits):
         seg_start = starts_on + timedelta(days=days * n // visits)
         seg_end = starts_on + timedelta(days=max(days * (n + 1) // visits - 1, days * n // visits))
-        middle = seg_start + (seg_end - seg_start) / 2
-        day = _opening_day(seg_start, seg_end, branch.weekdays, middle) or _opening_day(
-            starts_on, ends_on, branch.weekdays, middle
+        pick = _stable(salt, branch.id, str(n))
+        preferred = seg_start + timedelta(days=pick % ((seg_end - seg_start).days + 1))
+        options = _opening_days(seg_start, seg_end, branch.weekdays, preferred) or _opening_days(
+            starts_on, ends_on, branch.weekdays, preferred
         )
-        if day is None:
+        if not options:
             raise PlanningError(f"branch {branch.id} is not open on any day of the period")
-        minute = starts[_stable(salt, branch.id, str(n)) % len(starts)]
-        local = datetime.combine(day, time(minute // 60, minute % 60), tzinfo=zone)
-        start_utc = local.astimezone(UTC)
-        slots.append(Slot(branch.id, branch.region_id, n, start_utc, start_utc + timedelta(minutes=window_minutes)))
+        first = (pick // 7) % len(starts)
+        minutes = starts[first:] + starts[:first]  # the preferred start, then the rest of the day in turn
+        utc = [
+            datetime.combine(day, time(m // 60, m % 60), tzinfo=zone).astimezone(UTC)
+            for day in options
+            for m in minutes
+        ]
+        end = timedelta(minutes=window_minutes)
+        slots.append(Slot(branch.id, branch.region_id, n, utc[0], utc[0] + end, tuple(utc[1:])))
     return slots
 
 
-def choose_assignee(slot: Slot, people: Sequence[Person], rotation: Rotation, *, covert: bool) -> str:
-    """The least-loaded eligible person (ties broken by id); raises PlanningError when nobody is eligible."""
+def choose_assignee(slot: Slot, people: Sequence[Person], rotation: Rotation, *, covert: bool) -> str | None:
+    """The least-loaded eligible person free at the slot (ties broken by id), booked for it; None when every
+    eligible person is busy then. Raises PlanningError when nobody is eligible at all."""
     eligible = [p for p in people if p.home_branch_id != slot.branch_id]
     previous = rotation.last_visitor.get(slot.branch_id)
     fresh = [p for p in eligible if p.id != previous]
@@ -115,9 +144,11 @@ def choose_assignee(slot: Slot, people: Sequence[Person], rotation: Rotation, *,
     if not eligible:
         kind = "mystery shopper" if covert else "inspector"
         raise PlanningError(f"no eligible {kind} for branch {slot.branch_id}")
-    chosen = min(eligible, key=lambda p: (rotation.load.get(p.id, 0), p.id))
-    rotation.load[chosen.id] = rotation.load.get(chosen.id, 0) + 1
-    rotation.last_visitor[slot.branch_id] = chosen.id
+    free = [p for p in eligible if rotation.is_free(p.id, slot.window_start, slot.window_end)]
+    if not free:
+        return None
+    chosen = min(free, key=lambda p: (rotation.load.get(p.id, 0), p.id))
+    rotation.book(chosen.id, slot)
     return chosen.id
 
 
@@ -132,7 +163,8 @@ def plan_visits(
     rotation: Rotation | None = None,
     salt: str = "",
 ) -> list[Visit]:
-    """Every visit of a program with its assignee, in chronological order."""
+    """Every visit of a program with its assignee, in chronological order. A visit whose window finds
+    every eligible person busy moves to another window in its part of the period."""
     rotation = rotation or Rotation()
     slots = [
         slot
@@ -140,7 +172,22 @@ def plan_visits(
         for slot in slots_for_branch(branch, starts_on, ends_on, visits_per_branch, salt)
     ]
     slots.sort(key=lambda s: (s.window_start, s.branch_id, s.visit_no))
-    return [Visit(slot, choose_assignee(slot, people, rotation, covert=covert)) for slot in slots]
+    visits: list[Visit] = []
+    for slot in slots:
+        for option in slot.options():
+            assignee = choose_assignee(option, people, rotation, covert=covert)
+            if assignee is not None:
+                visits.append(Visit(option, assignee))
+                break
+        else:
+            kind = "mystery shopper" if covert else "inspector"
+            raise PlanningError(
+                f"every eligible {kind} is already booked whenever branch {slot.branch_id} could have "
+                f"visit {slot.visit_no + 1} (around {slot.window_start.date().isoformat()}); "
+                "widen the period or add people"
+            )
+    visits.sort(key=lambda v: (v.slot.window_start, v.slot.branch_id, v.slot.visit_no))
+    return visits
 
 
 def branch_slot_info(doc: Mapping[str, object]) -> BranchSlotInfo:

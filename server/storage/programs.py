@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, IndexModel
@@ -104,6 +105,22 @@ async def open_load(db: Database, person_ids: list[str]) -> dict[str, int]:
     ]
     rows = await (await db.assignments.aggregate(pipeline)).to_list()
     return {row["_id"]: int(row["n"]) for row in rows}
+
+
+async def booked_windows(
+    db: Database, person_ids: list[str], start: datetime, end: datetime
+) -> dict[str, list[tuple[datetime, datetime]]]:
+    """The windows of open assignments each person already has between start and end."""
+    query = {
+        "assignee_id": {"$in": person_ids},
+        "window_start": {"$gte": start, "$lt": end},
+        "status": {"$in": OPEN_ASSIGNMENT},
+    }
+    booked: dict[str, list[tuple[datetime, datetime]]] = {}
+    projection = {"assignee_id": 1, "window_start": 1, "window_end": 1}
+    async for doc in db.assignments.find(query, projection):
+        booked.setdefault(doc["assignee_id"], []).append((doc["window_start"], doc["window_end"]))
+    return booked
 
 
 async def assignment(db: Database, assignment_id: str) -> Doc | None:
