@@ -42,7 +42,7 @@ from server.storage import audits as audit_storage
 from server.storage import reports
 
 BRANCHES = 400
-ROUNDS = 20
+ROUNDS = int(os.environ.get("BENCH_HISTORY_ROUNDS", "20"))
 EXPORT_LIMIT = 20_000
 
 
@@ -101,6 +101,10 @@ async def measure_size(mongo_uri: str, size: int) -> dict[str, Any]:
         log_level="WARNING",
         jwt_secret="bench-history-" + "x" * 32,
         db_socket_timeout_ms=0,  # seeding batches may outlast the API's 5 s socket timeout
+        # The driver's heartbeat waits this long too. SecantusDB answers no `hello` while it materialises a
+        # large find (the aggregate rebuild reads 190,000 audits), and a missed heartbeat made the driver
+        # cancel the find in flight ("operation cancelled") at 200,000 audits.
+        db_timeout_ms=600_000,
     )
     services = bootstrap(settings, mongo_uri)
     from server.commands.generate import generate_history
@@ -125,6 +129,7 @@ async def measure_size(mongo_uri: str, size: int) -> dict[str, Any]:
                 "examined_per_returned": round(ratio, 2),
                 "stage": stage,
             }
+            print(f"[{size}] {name}: {json.dumps(figures['history'][name])}", file=sys.stderr, flush=True)
         print(f"[{size}] history measured", file=sys.stderr, flush=True)
         year_ago = services.clock.now() - timedelta(days=365)
 
@@ -205,7 +210,8 @@ async def main_async(sizes: list[int]) -> dict[str, Any]:
     # No oplog pruning while seeding: SecantusDB prunes on every write once its oplog holds 100,000
     # entries, which made the 200,000-audit seed crawl. Nothing tails this database's change stream.
     server = EmbeddedMongo(data_dir, log_path=Path(data_dir) / "db.log",
-                           extra_args=["--oplog-max-entries", "100000000", "--oplog-retention-seconds", "604800"])
+                           extra_args=["--oplog-max-entries", "100000000", "--oplog-retention-seconds", "604800",
+                                       "--cache-size", "8G"])
     server.start()
     try:
         results = []
