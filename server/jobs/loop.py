@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from abc import ABC, abstractmethod
 
 log = logging.getLogger("branch_audit.jobs")
 
@@ -17,7 +18,7 @@ log = logging.getLogger("branch_audit.jobs")
 GRACE_S = 3.0
 
 
-class PollingLoop:
+class PollingLoop(ABC):
     """Runs `one_pass` until stopped, pausing `poll_s` (or until `wake` is set) when a pass moved nothing.
 
     Subclasses implement `one_pass` (returns how much moved) and may override `after_stop`."""
@@ -36,10 +37,11 @@ class PollingLoop:
         """True once stop() was called: a long pass checks this between its steps."""
         return self._stopping.is_set()
 
+    @abstractmethod
     async def one_pass(self) -> int:
-        raise NotImplementedError
+        """One round of the job's work; returns how much moved (0 means: pause before the next)."""
 
-    async def after_stop(self) -> None:
+    async def after_stop(self) -> None:  # noqa: B027 - optional hook: most jobs hold nothing
         """Runs once the loop has ended (release leases, close clients)."""
 
     async def start(self) -> None:
