@@ -101,10 +101,9 @@ async def measure_size(mongo_uri: str, size: int) -> dict[str, Any]:
         log_level="WARNING",
         jwt_secret="bench-history-" + "x" * 32,
         db_socket_timeout_ms=0,  # seeding batches may outlast the API's 5 s socket timeout
-        # The driver's heartbeat waits this long too. SecantusDB answers no `hello` while it materialises a
-        # large find (the aggregate rebuild reads 190,000 audits), and a missed heartbeat made the driver
-        # cancel the find in flight ("operation cancelled") at 200,000 audits.
-        db_timeout_ms=600_000,
+        # SecantusDB answers no `hello` while it materialises a large find (the aggregate rebuild reads
+        # 190,000 audits), and a missed heartbeat made the driver cancel the find in flight at 200,000.
+        db_heartbeat_timeout_ms=600_000,
     )
     services = bootstrap(settings, mongo_uri)
     from server.commands.generate import generate_history

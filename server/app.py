@@ -30,7 +30,8 @@ log = logging.getLogger("branch_audit")
 
 def bootstrap(settings: Settings, uri: str, *, clock: Clock | None = None) -> Services:
     """Build the dependencies once; tests pass a fake clock or settings."""
-    client = connect(uri, timeout_ms=settings.db_timeout_ms, socket_timeout_ms=settings.db_socket_timeout_ms or None)
+    client = connect(uri, timeout_ms=settings.db_timeout_ms, socket_timeout_ms=settings.db_socket_timeout_ms or None,
+                     heartbeat_timeout_ms=settings.db_heartbeat_timeout_ms or None)
     services = Services(
         settings=settings,
         client=client,

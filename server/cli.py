@@ -93,6 +93,7 @@ def with_database(settings: Settings, work: Callable[[Any], Awaitable[int]]) -> 
 
     async def run() -> int:
         settings.db_socket_timeout_ms = 0  # one-shot commands may run long aggregations
+        settings.db_heartbeat_timeout_ms = max(settings.db_heartbeat_timeout_ms, 600_000)  # and long finds
         services = bootstrap(settings, uri)
         try:
             await ensure_indexes(services.db)

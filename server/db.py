@@ -41,19 +41,23 @@ def is_unavailable(exc: BaseException) -> bool:
 
 
 def connect(uri: str, *, timeout_ms: int = 2000, socket_timeout_ms: int | None = 5000,
-            max_pool_size: int = 100) -> Client:
+            max_pool_size: int = 100, heartbeat_timeout_ms: int | None = None) -> Client:
     """A client whose every write is majority-acknowledged and journaled (survives a crash).
 
     The socket timeout bounds a request whose database froze mid-operation (measured: without it, requests
     hung for the whole of a 30 s SIGSTOP); it then fails with NetworkTimeout and the API answers 503.
-    One-shot commands pass None, since a rebuild's aggregation may legitimately run longer."""
+    One-shot commands pass None, since a rebuild's aggregation may legitimately run longer.
+
+    The driver's monitor uses connectTimeoutMS as the timeout of its `hello`. SecantusDB answers no `hello`
+    while it materialises a large find, and a missed heartbeat cancels every operation in flight (seen:
+    the aggregate rebuild at 200,000 audits), so long-running commands pass a larger `heartbeat_timeout_ms`."""
     return AsyncMongoClient(
         uri,
         w="majority",
         journal=True,
         tz_aware=True,
         serverSelectionTimeoutMS=timeout_ms,
-        connectTimeoutMS=timeout_ms,
+        connectTimeoutMS=heartbeat_timeout_ms or timeout_ms,
         socketTimeoutMS=socket_timeout_ms,
         retryWrites=True,
         maxPoolSize=max_pool_size,

@@ -60,6 +60,9 @@ class Settings(BaseSettings):
     run_jobs: bool = True
     db_timeout_ms: int = 2000
     db_socket_timeout_ms: int = 5000
+    # How long the driver's heartbeat waits for the database (0: db_timeout_ms). A missed heartbeat makes the
+    # driver drop its connections and cancel what is in flight; one-shot commands raise it.
+    db_heartbeat_timeout_ms: int = 0
     # How long a request's transaction may keep retrying before the API answers 503.
     db_transaction_budget_s: float = 8.0
     photo_retention_days: int = 3650
