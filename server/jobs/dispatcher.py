@@ -235,11 +235,7 @@ class Dispatcher(PollingLoop):
         return moved
 
     async def one_pass(self) -> int:
-        try:
-            return await self.run_once()
-        except PyMongoError as exc:
-            log.warning("dispatcher pass failed", extra={"error": str(exc)})
-            return 0
+        return await self.run_once()
 
     async def release(self) -> None:
         for handler in self.handlers:

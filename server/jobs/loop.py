@@ -12,6 +12,8 @@ import contextlib
 import logging
 from abc import ABC, abstractmethod
 
+from pymongo.errors import PyMongoError
+
 log = logging.getLogger("branch_audit.jobs")
 
 # How long stop() waits for the current pass to end by itself, then for a cancelled pass to unwind.
@@ -68,8 +70,12 @@ class PollingLoop(ABC):
                 self.wake.clear()
             try:
                 moved = await self.one_pass()
+            except PyMongoError as exc:
+                # The database is away or refused: expected now and then, retried on the next pass.
+                log.warning("job pass failed", extra={"job": self.name, "error": str(exc)})
+                moved = 0
             except Exception:
-                # The loop must outlive any one pass; the pass logs what it knows, this keeps the trace.
+                # The loop must outlive any one pass; a bug keeps its traceback in the log.
                 log.exception("job pass failed", extra={"job": self.name})
                 moved = 0
             if not moved:

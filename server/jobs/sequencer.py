@@ -100,15 +100,10 @@ class Sequencer(PollingLoop):
 
     async def one_pass(self) -> int:
         services = self.services
-        try:
-            # One batch per lease renewal, so a long backlog never outlives the lease.
-            if not await acquire_lease(services.db, LEASE, services.instance_id, services.clock.now(),
-                                       self.lease_ttl):
-                return 0
-            return await sequence_events(services, self.batch) + await seal_trail(services, self.batch)
-        except PyMongoError as exc:
-            log.warning("sequencer pass failed", extra={"error": str(exc)})
+        # One batch per lease renewal, so a long backlog never outlives the lease.
+        if not await acquire_lease(services.db, LEASE, services.instance_id, services.clock.now(), self.lease_ttl):
             return 0
+        return await sequence_events(services, self.batch) + await seal_trail(services, self.batch)
 
     async def after_stop(self) -> None:
         with contextlib.suppress(PyMongoError, TimeoutError):

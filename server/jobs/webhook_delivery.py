@@ -13,7 +13,6 @@ from datetime import timedelta
 from typing import Any
 
 import aiohttp
-from pymongo.errors import PyMongoError
 
 from schemas.events import WebhookSubscriptionDisabled
 from server.context import ActorInfo, Services, UnitOfWork
@@ -174,11 +173,7 @@ class DeliveryWorker(PollingLoop):
                     extra={"subscription_id": subscription_id, "reason": reason})
 
     async def one_pass(self) -> int:
-        try:
-            return await self.deliver_due()
-        except PyMongoError as exc:
-            log.warning("webhook delivery pass failed", extra={"error": str(exc)})
-            return 0
+        return await self.deliver_due()
 
     async def after_stop(self) -> None:
         await self.close()
