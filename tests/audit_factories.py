@@ -7,10 +7,13 @@ import hashlib
 import json
 import uuid
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from schemas.checklist import Checklist
 from server.db import Database
+
+if TYPE_CHECKING:
+    from tests.conftest import Api
 
 KEY = "test-visit"
 
@@ -251,3 +254,11 @@ def audit_doc(
     }
     doc.update(fields)
     return doc
+
+
+async def create_program(api: Api, **fields: Any) -> dict[str, Any]:
+    """POST /programs as compliance: the test checklist from 2026-11-02, overt, one visit, unless `fields` say."""
+    body = {"name": "Program", "checklist_key": KEY, "starts_on": "2026-11-02", "ends_on": "2026-11-30",
+            "visits_per_branch": 1, "covert": False, **fields}
+    program: dict[str, Any] = await api.json("POST", "/api/v1/programs", "compliance", expect=201, json=body)
+    return program

@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from server.clock import FakeClock
 from server.context import Services
-from tests.audit_factories import ids_by, publish_checklist, start_body
+from tests.audit_factories import create_program, ids_by, publish_checklist, start_body
 from tests.conftest import Api, assert_problem
 
 
@@ -17,21 +17,8 @@ async def test_generate_assignments_is_idempotent_and_respects_rotation(api: Api
     resp = await api.call("POST", "/api/v1/programs", "inspector", json={})
     assert_problem(resp, await resp.json(), 403)
     regions = await ids_by(services.db, "regions", "code")
-    program = await api.json(
-        "POST",
-        "/api/v1/programs",
-        "compliance",
-        expect=201,
-        json={
-            "name": "Q4 mystery shopping",
-            "checklist_key": "test-visit",
-            "region_ids": [regions["IBERIA"]["_id"]],
-            "starts_on": "2026-11-02",
-            "ends_on": "2026-12-20",
-            "visits_per_branch": 2,
-            "covert": True,
-        },
-    )
+    program = await create_program(api, name="Q4 mystery shopping", region_ids=[regions["IBERIA"]["_id"]],
+                                   ends_on="2026-12-20", visits_per_branch=2, covert=True)
     first = await api.json("POST", f"/api/v1/programs/{program['id']}/assignments", "compliance", expect=201)
     again = await api.json("POST", f"/api/v1/programs/{program['id']}/assignments", "compliance", expect=200)
     assert [a["id"] for a in again["items"]] == [a["id"] for a in first["items"]]
@@ -52,21 +39,7 @@ async def test_only_the_assignee_starts_an_assignment_and_windows_are_checked(
 ) -> None:
     await publish_checklist(services.db)
     branch = (await ids_by(services.db, "branches", "code"))["SH-LJZ"]
-    program = await api.json(
-        "POST",
-        "/api/v1/programs",
-        "compliance",
-        expect=201,
-        json={
-            "name": "Overt",
-            "checklist_key": "test-visit",
-            "branch_ids": [branch["_id"]],
-            "starts_on": "2026-11-02",
-            "ends_on": "2026-11-06",
-            "visits_per_branch": 1,
-            "covert": False,
-        },
-    )
+    program = await create_program(api, name="Overt", branch_ids=[branch["_id"]], ends_on="2026-11-06")
     # The only active inspector gets the visit (the other demo inspector is away).
     await services.db.users.update_one({"username": "inspector2"}, {"$set": {"active": False}})
     [assignment] = (await api.json("POST", f"/api/v1/programs/{program['id']}/assignments", "compliance", expect=201))[
@@ -92,21 +65,8 @@ async def test_a_second_program_does_not_book_anyone_twice_at_once(api: Api, ser
     branch_ids = [b["_id"] for b in await services.db.branches.find({}).to_list()]
     windows: dict[str, list[tuple[str, str]]] = {}
     for name in ("Dress code", "Counter service"):
-        program = await api.json(
-            "POST",
-            "/api/v1/programs",
-            "compliance",
-            expect=201,
-            json={
-                "name": name,
-                "checklist_key": "test-visit",
-                "branch_ids": branch_ids,
-                "starts_on": "2026-11-02",
-                "ends_on": "2026-11-04",  # both programs in the same three days
-                "visits_per_branch": 1,
-                "covert": False,
-            },
-        )
+        # Both programs in the same three days.
+        program = await create_program(api, name=name, branch_ids=branch_ids, ends_on="2026-11-04")
         planned = await api.json("POST", f"/api/v1/programs/{program['id']}/assignments", "compliance", expect=201)
         for a in planned["items"]:
             windows.setdefault(a["assignee_id"], []).append((a["window_start"], a["window_end"]))

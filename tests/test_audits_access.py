@@ -11,7 +11,7 @@ from aiohttp import FormData
 from server.clock import FakeClock
 from server.context import Services
 from server.jobs.dispatcher import drain
-from tests.audit_factories import ids_by, passing_answers, publish_checklist, start_body
+from tests.audit_factories import create_program, ids_by, passing_answers, publish_checklist, start_body
 from tests.conftest import Api, assert_problem
 from tests.image_factory import phone_jpeg
 
@@ -110,21 +110,8 @@ async def test_covert_assignments_are_invisible_to_branch_roles(api: Api, servic
     await publish_checklist(services.db)
     branch = (await ids_by(services.db, "branches", "code"))["SH-LJZ"]
     for covert in (True, False):
-        program = await api.json(
-            "POST",
-            "/api/v1/programs",
-            "compliance",
-            expect=201,
-            json={
-                "name": f"covert={covert}",
-                "checklist_key": "test-visit",
-                "branch_ids": [branch["_id"]],
-                "starts_on": "2026-11-02",
-                "ends_on": "2026-11-30",
-                "visits_per_branch": 2,
-                "covert": covert,
-            },
-        )
+        program = await create_program(api, name=f"covert={covert}", branch_ids=[branch["_id"]],
+                                       visits_per_branch=2, covert=covert)
         await api.json("POST", f"/api/v1/programs/{program['id']}/assignments", "compliance", expect=201)
     seen = await api.json("GET", "/api/v1/assignments", "branch_head", expect=200)
     assert len(seen["items"]) == 2
