@@ -13,25 +13,30 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# The fast embedded database server (secantusd-rs), built once per machine: targets `embedded`.
+include mk/embedded.mk
+# The web app (web/ -> server/static/app), and the browser the tests drive: targets `web`, `browser`.
+include mk/web.mk
+
 ## make run: set up, start the embedded database and serve on 127.0.0.1:8080 with demo data
-run: install
+run: install embedded web
 	$(BIN)/branch-audit serve
 
 ## make test: set up, then the whole suite
-test: install
+test: install embedded web browser
 	$(BIN)/pytest -q
 
 lint: install
 	$(BIN)/ruff check server schemas tests
 	$(BIN)/mypy
 
-bench: install
+bench: install embedded web
 	$(BIN)/python -m bench.run
 
-load: install
+load: install embedded
 	$(BIN)/python -m bench.load
 
-faults: install
+faults: install embedded
 	$(BIN)/python -m bench.faults
 
 clean:
