@@ -11,7 +11,7 @@ from PIL import Image
 from server.images import sniffing
 from server.images.inspect import MAX_PHOTO_PIXELS, ImageRejected, inspect_image
 from server.images.sanitize import sanitized_variant
-from server.images.thumbnails import make_thumbnail
+from server.images.thumbnails import make_thumbnail, make_thumbnails
 from tests import image_factory as f
 
 TAKEN = datetime(2026, 11, 2, 8, 55)
@@ -122,3 +122,14 @@ def test_sanitized_variant_has_no_location_or_device_and_is_upright() -> None:
     assert media_type == "image/png"
     with Image.open(io.BytesIO(clean_png)) as image:
         assert image.getexif().get_ifd(0x8825) == {}
+
+
+def test_every_thumbnail_size_comes_from_one_decode_and_matches_its_own() -> None:
+    data = f.phone_jpeg(taken=TAKEN, orientation=6, size=(2000, 1500))
+    both = make_thumbnails(data, (320, 1280))
+    for size in (320, 1280):
+        alone_bytes = make_thumbnail(data, size)
+        with Image.open(io.BytesIO(both[size])) as together, Image.open(io.BytesIO(alone_bytes)) as alone:
+            assert together.size == alone.size and max(together.size) == size
+            assert together.size[1] > together.size[0]
+            assert len(together.getexif()) == 0

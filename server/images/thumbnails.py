@@ -1,4 +1,5 @@
-"""Thumbnails: JPEGs decoded in draft mode (DCT scaling), so a 12 MP photo is never fully decoded."""
+"""Thumbnails: JPEGs decoded in draft mode (DCT scaling), so a 12 MP photo is never fully decoded, and every
+size of a photo made from one decode."""
 
 from __future__ import annotations
 
@@ -15,19 +16,34 @@ THUMBNAIL_SIZES: tuple[int, ...] = (320, 1280)
 THUMBNAIL_QUALITY = 82
 
 
-def make_thumbnail(data: bytes, size: int, *, draft: bool = True) -> bytes:
-    """A JPEG no larger than size x size, upright and without any metadata. `draft=False` decodes every
-    pixel first (the baseline the benchmark compares draft mode against)."""
+def make_thumbnails(data: bytes, sizes: tuple[int, ...] | list[int], *, draft: bool = True) -> dict[int, bytes]:
+    """JPEGs no larger than size x size for every size, upright and without any metadata, from one decode.
+
+    The decode is at the smallest JPEG scale still covering the largest size; each smaller size is scaled
+    from the previous (larger) result, so the 320 px thumbnail costs a resize of 1280 px, not a decode.
+    `draft=False` decodes every pixel first (the baseline the benchmark compares draft mode against)."""
+    if not sizes:
+        return {}
     media_type = sniff(data[:32]) or JPEG
+    made: dict[int, bytes] = {}
     with open_image(io.BytesIO(data), PILLOW_FORMAT[media_type]) as image:
+        largest = max(sizes)
         if draft and media_type == JPEG:
-            # libjpeg scales by 1/2, 1/4 or 1/8 while decoding: the smallest scale still >= size.
-            image.draft("RGB", (size, size))
+            # libjpeg scales by 1/2, 1/4 or 1/8 while decoding: the smallest scale still >= largest.
+            image.draft("RGB", (largest, largest))
         image.load()
-        upright = ImageOps.exif_transpose(image)
-        upright.info = {}  # no EXIF/XMP (location, device) in thumbnails, whoever looks at them
-        upright.thumbnail((size, size), Image.Resampling.LANCZOS)
-        rgb = upright if upright.mode == "RGB" else upright.convert("RGB")
-        out = io.BytesIO()
-        rgb.save(out, "JPEG", quality=THUMBNAIL_QUALITY)
-    return out.getvalue()
+        current = ImageOps.exif_transpose(image)
+        current.info = {}  # no EXIF/XMP (location, device) in thumbnails, whoever looks at them
+        if current.mode != "RGB":
+            current = current.convert("RGB")
+        for size in sorted(set(sizes), reverse=True):
+            current.thumbnail((size, size), Image.Resampling.LANCZOS)  # in place; never enlarges
+            out = io.BytesIO()
+            current.save(out, "JPEG", quality=THUMBNAIL_QUALITY)
+            made[size] = out.getvalue()
+    return made
+
+
+def make_thumbnail(data: bytes, size: int, *, draft: bool = True) -> bytes:
+    """One JPEG no larger than size x size (see make_thumbnails)."""
+    return make_thumbnails(data, (size,), draft=draft)[size]

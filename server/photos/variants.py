@@ -1,20 +1,26 @@
 """Derived images kept next to the original in GridFS: thumbnails and the sanitized variant for branch staff.
-Each is made once, under a deterministic GridFS id, so retries and concurrent requests converge."""
+Each is made once, under a deterministic GridFS id, so retries and concurrent requests converge. They are
+written with the files document in one transaction (never through the driver's bucket upload: see
+server.storage.photos.put_files)."""
 
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.errors import DuplicateKeyError
 
 from server.context import Services
 from server.db import Doc
 from server.errors import Problem
 from server.images.executor import run_image_work
 from server.images.sanitize import sanitized_variant
-from server.images.thumbnails import make_thumbnail
+from server.images.thumbnails import make_thumbnails
 from server.storage import photos as store
+
+T = TypeVar("T")
 
 
 class PhotoGone(Problem):
@@ -22,11 +28,13 @@ class PhotoGone(Problem):
 
 
 async def original_bytes(services: Services, photo: Doc) -> bytes:
-    """The whole original (for deriving variants; serving streams instead)."""
+    """The whole original (for deriving variants; serving streams instead). Read outside any transaction:
+    an original never changes once its photo is recorded."""
     if photo.get("purged") or not photo.get("gridfs_id"):
         raise PhotoGone("This photo's bytes were removed by the retention policy; its metadata remains")
-    stream = await store.bucket(services.db).open_download_stream(photo["gridfs_id"])
-    data: bytes = await stream.read()
+    data = await store.read_file(services.db, photo["gridfs_id"])
+    if data is None:
+        raise PhotoGone("This photo's bytes were removed by the retention policy; its metadata remains")
     return data
 
 
@@ -38,28 +46,56 @@ def sanitized_file_id(photo_id: str) -> str:
     return f"sanitized:{photo_id}"
 
 
+async def _in_transaction(services: Services, session: AsyncClientSession | None,
+                          work: Callable[[AsyncClientSession], Awaitable[T]]) -> T:
+    """Run `work` in the caller's transaction, or in one of its own."""
+    if session is not None:
+        return await work(session)
+    async with services.client.start_session() as own:
+        try:
+            return await own.with_transaction(work)
+        except DuplicateKeyError:
+            # A concurrent request stored the same deterministic files first: theirs are ours.
+            return await work(own)
+
+
+async def ensure_thumbnails(
+    services: Services, photo: Doc, sizes: tuple[int, ...], session: AsyncClientSession | None = None
+) -> dict[int, str]:
+    """The GridFS ids of the photo's thumbnails of `sizes`, making the missing ones from one decode of the
+    original and storing them, with the photo's record of them, in one transaction."""
+    recorded = {int(k): str(v) for k, v in (photo.get("thumbnails") or {}).items()}
+    wanted = {size: thumbnail_file_id(photo["_id"], size) for size in sizes}
+    if all(size in recorded for size in sizes):
+        return {size: recorded[size] for size in sizes}
+    made: dict[int, bytes] = {}
+
+    async def store_them(s: AsyncClientSession) -> dict[int, str]:
+        stored = await store.existing_file_ids(services.db, list(wanted.values()), session=s)
+        missing = [size for size, file_id in wanted.items() if file_id not in stored]
+        if missing:
+            if not all(size in made for size in missing):
+                data = await original_bytes(services, photo)
+                made.update(await run_image_work(services.extras, make_thumbnails, data, tuple(missing)))
+            now = services.clock.now()
+            await store.put_files(services.db, [
+                (store.file_document(wanted[size], len(made[size]), f"{photo['_id']}-{size}.jpg",
+                                     {"photo_id": photo["_id"], "kind": "thumbnail", "size": size,
+                                      "media_type": "image/jpeg"}, now), made[size])
+                for size in missing
+            ], s)
+        changes = {f"thumbnails.{size}": file_id for size, file_id in wanted.items() if size not in recorded}
+        await services.db.photos.update_one({"_id": photo["_id"], "purged": False}, {"$set": changes}, session=s)
+        return wanted
+
+    return await _in_transaction(services, session, store_them)
+
+
 async def ensure_thumbnail(
     services: Services, photo: Doc, size: int, session: AsyncClientSession | None = None
 ) -> str:
     """The GridFS id of the photo's thumbnail of `size`, making and storing it if needed."""
-    existing = (photo.get("thumbnails") or {}).get(str(size))
-    if existing:
-        return str(existing)
-    file_id = thumbnail_file_id(photo["_id"], size)
-    if not await services.db[f"{store.BUCKET}.files"].find_one({"_id": file_id}, {"_id": 1}):
-        data = await original_bytes(services, photo)
-        thumb = await run_image_work(services.extras, make_thumbnail, data, size)
-        await store.ensure_file(
-            services.db,
-            file_id,
-            f"{photo['_id']}-{size}.jpg",
-            thumb,
-            {"photo_id": photo["_id"], "kind": "thumbnail", "size": size, "media_type": "image/jpeg"},
-        )
-    await services.db.photos.update_one(
-        {"_id": photo["_id"], "purged": False}, {"$set": {f"thumbnails.{size}": file_id}}, session=session
-    )
-    return file_id
+    return (await ensure_thumbnails(services, photo, (size,), session))[size]
 
 
 async def ensure_sanitized(services: Services, photo: Doc) -> dict[str, Any]:
@@ -69,31 +105,27 @@ async def ensure_sanitized(services: Services, photo: Doc) -> dict[str, Any]:
         return dict(variant)
     file_id = sanitized_file_id(photo["_id"])
     files = services.db[f"{store.BUCKET}.files"]
-    stored = await files.find_one({"_id": file_id})
-    if stored is None:
-        data = await original_bytes(services, photo)
-        clean, media_type = await run_image_work(services.extras, sanitized_variant, data)
-        await store.ensure_file(
-            services.db,
-            file_id,
-            f"{photo['_id']}-sanitized",
-            clean,
-            {
-                "photo_id": photo["_id"],
-                "kind": "sanitized",
-                "media_type": media_type,
-                "sha256": hashlib.sha256(clean).hexdigest(),
-            },
+    made: list[tuple[bytes, str]] = []
+
+    async def store_it(s: AsyncClientSession) -> dict[str, Any]:
+        stored = await files.find_one({"_id": file_id}, {"length": 1, "metadata.media_type": 1}, session=s)
+        if stored is None:
+            if not made:
+                data = await original_bytes(services, photo)
+                made.append(await run_image_work(services.extras, sanitized_variant, data))
+            clean, media_type = made[0]
+            stored = store.file_document(file_id, len(clean), f"{photo['_id']}-sanitized",
+                                         {"photo_id": photo["_id"], "kind": "sanitized", "media_type": media_type,
+                                          "sha256": hashlib.sha256(clean).hexdigest()}, services.clock.now())
+            await store.put_files(services.db, [(stored, clean)], s)
+        found = {
+            "gridfs_id": file_id,
+            "size": int(stored["length"]),
+            "media_type": (stored.get("metadata") or {}).get("media_type", "image/jpeg"),
+        }
+        await services.db.photos.update_one(
+            {"_id": photo["_id"], "purged": False}, {"$set": {"variants.sanitized": found}}, session=s
         )
-        stored = await files.find_one({"_id": file_id})
-    if stored is None:
-        raise Problem("The sanitized variant could not be stored")
-    variant = {
-        "gridfs_id": file_id,
-        "size": int(stored["length"]),
-        "media_type": (stored.get("metadata") or {}).get("media_type", "image/jpeg"),
-    }
-    await services.db.photos.update_one(
-        {"_id": photo["_id"], "purged": False}, {"$set": {"variants.sanitized": variant}}
-    )
-    return variant
+        return found
+
+    return await _in_transaction(services, None, store_it)

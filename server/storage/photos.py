@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -11,7 +10,6 @@ from gridfs.asynchronous.grid_file import AsyncGridFSBucket
 from gridfs.errors import NoFile
 from pymongo import ASCENDING, IndexModel
 from pymongo.asynchronous.client_session import AsyncClientSession
-from pymongo.errors import DuplicateKeyError
 
 from server.db import Database, Doc
 
@@ -98,20 +96,26 @@ async def near_duplicate_candidates(db: Database, bands: list[str], owner: str) 
     return [doc["phash"] async for doc in cursor if doc.get("phash")]
 
 
-async def ensure_file(
-    db: Database, file_id: str, filename: str, data: bytes, metadata: dict[str, Any]
-) -> None:
-    """Store bytes under a deterministic id once; a retry or a concurrent writer finds them stored."""
-    if await db[f"{BUCKET}.files"].find_one({"_id": file_id}, {"_id": 1}):
-        return
-    store = bucket(db)
-    with contextlib.suppress(NoFile):
-        await store.delete(file_id)  # chunks of an earlier attempt that died before its files document
-    try:
-        await store.upload_from_stream_with_id(file_id, filename, data, metadata=metadata)
-    except DuplicateKeyError:
-        if not await db[f"{BUCKET}.files"].find_one({"_id": file_id}, {"_id": 1}):
-            raise
+async def existing_file_ids(db: Database, file_ids: list[str],
+                            session: AsyncClientSession | None = None) -> set[str]:
+    """Which of these GridFS files are stored (one indexed lookup by _id)."""
+    found = db[f"{BUCKET}.files"].find({"_id": {"$in": file_ids}}, {"_id": 1}, session=session)
+    return {doc["_id"] async for doc in found}
+
+
+async def put_files(db: Database, files: list[tuple[Doc, bytes]], session: AsyncClientSession) -> None:
+    """Store small derived files (thumbnails, sanitized variants: `file_document`s with their bytes) inside
+    the caller's transaction: every chunk of every file in one insert, then the files documents in one.
+
+    Never through the driver's bucket upload: before each write it runs an empty-filter `find_one` on the
+    files and chunks collections, which the embedded server answers by reading every stored photo. In a
+    transaction nothing of a failed attempt is left behind, so no clean-up of earlier chunks is needed."""
+    chunks = [{"files_id": doc["_id"], "n": n, "data": data[offset:offset + GRIDFS_CHUNK_BYTES]}
+              for doc, data in files for n, offset in enumerate(range(0, len(data), GRIDFS_CHUNK_BYTES))]
+    if chunks:
+        await db[f"{BUCKET}.chunks"].insert_many(chunks, session=session)
+    if files:
+        await db[f"{BUCKET}.files"].insert_many([doc for doc, _ in files], session=session)
 
 
 async def write_chunks(db: Database, file_id: str, read_at: Callable[[int, int], bytes], length: int) -> None:
@@ -128,6 +132,14 @@ async def write_chunks(db: Database, file_id: str, read_at: Callable[[int, int],
             batch = []
     if batch:
         await chunks.insert_many(batch)
+
+
+async def read_file(db: Database, file_id: str) -> bytes | None:
+    """A whole (small) GridFS file in one round trip: its chunks by the (files_id, n) index. None when no
+    chunk is stored."""
+    parts = [doc["data"] async for doc in
+             db[f"{BUCKET}.chunks"].find({"files_id": file_id}, {"_id": 0, "data": 1}).sort("n", ASCENDING)]
+    return b"".join(parts) if parts else None
 
 
 def file_document(
