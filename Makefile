@@ -22,9 +22,12 @@ include mk/web.mk
 run: install embedded web
 	$(BIN)/branch-audit serve
 
-## make test: set up, then the whole suite
+## make test: set up, then the whole suite on the embedded default, and a smoke subset on the Python fallback
 test: install embedded web browser
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -p no:cacheprovider
+	@if [ -x "$(SECANTUSD_RS)" ] && [ "$$EMBEDDED_DB" != python ] && [ -z "$$MONGODB_URI" ]; then \
+		echo "smoke tests on the Python fallback (secantusd-py):"; \
+		EMBEDDED_DB=python $(BIN)/pytest -q -p no:cacheprovider -m smoke; fi
 
 lint: install
 	$(BIN)/ruff check server schemas tests

@@ -1,20 +1,33 @@
-"""The embedded default: a SecantusDB child process (GPL-2.0, so run, never imported)."""
+"""The embedded default: a SecantusDB child process (GPL-2.0, so run, never imported or linked).
+
+Two servers share one on-disk format: `secantusd-rs` (Rust, built once per machine by `make embedded`) and
+`secantusd-py` (Python, installed with the project), the fallback when the Rust one could not be built."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
+log = logging.getLogger("branch_audit.embedded")
 
+# mk/embedded.mk reads this line: the Makefile builds and caches exactly this version.
+SECANTUSD_RS_VERSION = "0.5.3-beta.193"
+IN_MEMORY = ":memory:"
+
+ServerKind = Literal["rust", "python"]
 class EmbeddedDatabaseError(RuntimeError):
     """The embedded server could not start; the message is one readable line."""
 
@@ -25,7 +38,13 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _server_command() -> str:
+def rust_server_path() -> Path:
+    """Where `make embedded` puts secantusd-rs: outside the clone, keyed by version, so clones share it."""
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return cache / "branch-audit" / "secantusd-rs" / SECANTUSD_RS_VERSION / "bin" / "secantusd-rs"
+
+
+def _python_server_path() -> str:
     # Prefer the script next to our interpreter (the project's virtualenv).
     candidate = Path(sys.executable).parent / "secantusd-py"
     if candidate.exists():
@@ -34,6 +53,47 @@ def _server_command() -> str:
     if not found:
         raise EmbeddedDatabaseError("secantusd-py not found: install the project (make run does) or set MONGODB_URI")
     return found
+
+
+@dataclass(frozen=True)
+class EmbeddedServer:
+    """Which SecantusDB server runs, and its executable."""
+
+    kind: ServerKind
+    executable: str
+
+    @classmethod
+    def choose(cls, preference: ServerKind | None = None, rust_binary: Path | None = None) -> EmbeddedServer:
+        """`preference` as EMBEDDED_DB says; unset means the Rust server when it was built, else the Python one."""
+        binary = rust_binary or rust_server_path()
+        built = binary.is_file() and os.access(binary, os.X_OK)
+        if preference == "python":
+            return cls("python", _python_server_path())
+        if built:
+            return cls("rust", str(binary))
+        if preference == "rust":
+            raise EmbeddedDatabaseError(
+                f"embedded database: EMBEDDED_DB=rust but {binary} is missing (run make embedded)")
+        _warn_fallback_once(binary)
+        return cls("python", _python_server_path())
+
+    @classmethod
+    def from_settings(cls) -> EmbeddedServer:
+        """The choice the environment makes (EMBEDDED_DB, EMBEDDED_DB_BINARY); read when a server starts."""
+        from server.settings import Settings
+
+        settings = Settings()
+        return cls.choose(settings.embedded_db, settings.embedded_db_binary)
+
+
+_fallback_warned = False
+
+
+def _warn_fallback_once(binary: Path) -> None:
+    global _fallback_warned
+    if not _fallback_warned:
+        _fallback_warned = True
+        log.warning("secantusd-rs is not built (%s); using the Python fallback secantusd-py", binary)
 
 
 def _explain_failure(storage: str, log_tail: str) -> str:
@@ -50,22 +110,58 @@ def _explain_failure(storage: str, log_tail: str) -> str:
 
 
 class EmbeddedMongo:
-    """Starts and stops one SecantusDB process on 127.0.0.1."""
+    """Starts and stops one SecantusDB process on 127.0.0.1.
+
+    `storage_path` ":memory:" is a throwaway data directory (tests, benchmarks), removed at stop; it is
+    not made durable, since nothing in it outlives the process."""
 
     def __init__(self, storage_path: str, *, port: int | None = None, log_path: Path | None = None,
-                 extra_args: Sequence[str] = ()) -> None:
+                 extra_args: Sequence[str] = (), server: EmbeddedServer | None = None) -> None:
         self.storage_path = storage_path
         self.port = port or free_port()
         self.log_path = log_path
         self.extra_args = list(extra_args)
+        self.server = server
         self.process: subprocess.Popen[bytes] | None = None
+        self._scratch: str | None = None
 
     @property
     def uri(self) -> str:
         return f"mongodb://127.0.0.1:{self.port}/?directConnection=true"
 
+    @property
+    def kind(self) -> ServerKind:
+        return self._server().kind
+
+    def _server(self) -> EmbeddedServer:
+        if self.server is None:
+            self.server = EmbeddedServer.from_settings()
+        return self.server
+
+    def _command(self, server: EmbeddedServer) -> list[str]:
+        in_memory = self.storage_path == IN_MEMORY
+        storage = self.storage_path
+        if in_memory and server.kind == "rust":
+            # secantusd-rs has no in-memory mode: a scratch directory, in RAM where the host has /dev/shm.
+            if self._scratch is None:
+                base = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None  # noqa: S108 - a private mkdtemp
+                self._scratch = tempfile.mkdtemp(prefix="branch-audit-db-", dir=base)
+            storage = self._scratch
+        cmd = [server.executable, "--host", "127.0.0.1", "--port", str(self.port), "--storage-path", storage,
+               "--log-level", "WARNING"]
+        if not in_memory:
+            # Measured on both servers: without it, a transaction acknowledged with w=majority,j=true was lost
+            # when the server was SIGKILLed (Python: 0 of 3 survived, 3 of 3 with it; see
+            # tests/test_embedded_durability.py), at no measurable cost.
+            cmd.append("--sync-on-commit")
+        if server.kind == "rust":
+            # Its write-ahead log files are allocated in full (default 128 MB each); 32 MB keeps a small store
+            # small. Its default cache is 4 GB; the Python server's 1 GB is ample for one branch network.
+            cmd += ["--log-file-max", "32MB", "--cache-size", "1G"]
+        return [*cmd, *self.extra_args]
+
     def start(self, timeout_s: float = 30.0) -> None:
-        if self.storage_path != ":memory:":
+        if self.storage_path != IN_MEMORY:
             try:
                 Path(self.storage_path).mkdir(parents=True, exist_ok=True)
                 probe = Path(self.storage_path) / ".write-test"
@@ -75,19 +171,9 @@ class EmbeddedMongo:
                 raise EmbeddedDatabaseError(
                     f"embedded database: data directory {self.storage_path} is not writable ({exc.strerror})"
                 ) from None
+        cmd = self._command(self._server())
         log_file = Path(self.log_path) if self.log_path else None
         out = open(log_file, "ab") if log_file else subprocess.DEVNULL  # noqa: SIM115 - closed below
-        cmd = [
-            _server_command(),
-            "--host", "127.0.0.1",
-            "--port", str(self.port),
-            "--storage-path", self.storage_path,
-            "--log-level", "WARNING",
-            # Measured here: without it, a transaction acknowledged with w=majority,j=true was lost when
-            # the server was SIGKILLed (0 of 3 survived; 3 of 3 with it), at no measurable cost.
-            "--sync-on-commit",
-            *self.extra_args,
-        ]
         # Own process group: a Ctrl-C in the terminal reaches us first, and we stop the database last.
         try:
             self.process = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
@@ -101,20 +187,22 @@ class EmbeddedMongo:
                 raise EmbeddedDatabaseError(_explain_failure(self.storage_path, tail))
             with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
                 return
-            time.sleep(0.05)
+            time.sleep(0.02)
         self.stop()
         raise EmbeddedDatabaseError(f"embedded database did not start listening within {timeout_s:.0f}s")
 
     def stop(self, timeout_s: float = 15.0) -> None:
         proc = self.process
-        if proc is None or proc.poll() is not None:
-            return
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        if self._scratch is not None:
+            shutil.rmtree(self._scratch, ignore_errors=True)
+            self._scratch = None
 
     def kill(self) -> None:
         """SIGKILL, as a crash would (tests use it to prove durability)."""

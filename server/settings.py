@@ -16,6 +16,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore")
 
     mongodb_uri: str | None = Field(default=None, description="External MongoDB; unset = embedded SecantusDB")
+    # Which embedded SecantusDB server runs: unset = the Rust one when `make embedded` built it, else Python.
+    embedded_db: Literal["rust", "python"] | None = None
+    embedded_db_binary: Path | None = Field(default=None, description="secantusd-rs to run instead of the cached one")
     database_name: str = "branch_audit"
     host: str = "127.0.0.1"
     port: int = 8080

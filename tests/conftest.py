@@ -20,8 +20,14 @@ from server.clock import FakeClock
 from server.context import Services
 from server.db import ensure_indexes
 from server.demo import seed_demo
-from server.embedded import EmbeddedMongo
+from server.embedded import EmbeddedMongo, EmbeddedServer
 from server.settings import Settings
+
+
+def pytest_report_header() -> str:
+    if os.environ.get("MONGODB_URI"):
+        return "database: MONGODB_URI"
+    return f"database: embedded {EmbeddedServer.from_settings().kind} server (EMBEDDED_DB=rust|python chooses)"
 
 
 @pytest.fixture(scope="session")
