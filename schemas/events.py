@@ -94,3 +94,119 @@ class WebhookSubscriptionDisabled(BaseModel):
     url: str
     consecutive_failures: int
     last_error: str | None = None
+
+
+# --- administration (server/services/users.py, organisation.py, programs.py, checklists.py, webhooks.py) ---
+
+
+@event("user.updated")
+class UserUpdated(BaseModel):
+    user_id: str
+    changed: list[str] = Field(description="Names of the fields that changed")
+    role: str
+    active: bool
+    sessions_ended: bool = Field(description="A deactivation or a role or scope change ends every session")
+
+
+@event("user.deactivated")
+class UserDeactivated(BaseModel):
+    user_id: str
+    returned_assignments: int = Field(description="Visits not started, back with compliance to reassign")
+
+
+@event("region.updated")
+class RegionUpdated(BaseModel):
+    region_id: str
+    changed: list[str]
+
+
+@event("branch.updated")
+class BranchUpdated(BaseModel):
+    branch_id: str
+    changed: list[str]
+    timezone: str
+    previous_timezone: str | None = Field(default=None, description="Set when the time zone changed")
+    moved_due_dates: int = Field(default=0, description="Open work moved to the same local time in the new zone")
+
+
+@event("branch.closed")
+class BranchClosed(BaseModel):
+    branch_id: str
+    reason: str
+    open_assignments: int
+    open_audits: int
+    open_rectifications: int
+
+
+@event("program.updated")
+class ProgramUpdated(BaseModel):
+    program_id: str
+    changed: list[str]
+
+
+@event("program.cancelled")
+class ProgramCancelled(BaseModel):
+    program_id: str
+    reason: str
+    cancelled_assignments: int
+    kept_assignments: int
+
+
+# Assignment events never carry the assignee or the time of a covert visit: integrations relay them.
+@event("assignment.updated")
+class AssignmentUpdated(BaseModel):
+    assignment_id: str
+    program_id: str
+    branch_id: str
+    changed: list[str] = Field(description="assignee and/or window")
+
+
+@event("assignment.cancelled")
+class AssignmentCancelled(BaseModel):
+    assignment_id: str
+    program_id: str
+    branch_id: str
+    reason: str
+
+
+@event("assignment.returned")
+class AssignmentReturned(BaseModel):
+    """A visit not started lost its assignee (deactivated): compliance reassigns it."""
+
+    assignment_id: str
+    program_id: str
+    branch_id: str
+    reason: str
+
+
+@event("checklist.retired")
+class ChecklistRetired(BaseModel):
+    key: str
+    current_version: int
+    reason: str | None = None
+
+
+@event("checklist.restored")
+class ChecklistRestored(BaseModel):
+    key: str
+    current_version: int
+
+
+@event("webhook.updated")
+class WebhookUpdated(BaseModel):
+    subscription_id: str
+    active: bool
+    event_types: list[str]
+
+
+@event("webhook.secret_rotated")
+class WebhookSecretRotated(BaseModel):
+    subscription_id: str
+    previous_secret_valid_until: datetime
+
+
+@event("webhook.delivery_redelivered")
+class WebhookDeliveryRedelivered(BaseModel):
+    subscription_id: str
+    delivery_id: str
+    event_id: str

@@ -109,26 +109,36 @@ def with_database(settings: Settings, work: Callable[[Any], Awaitable[int]]) -> 
 
 
 def cmd_user_create(args: argparse.Namespace, settings: Settings) -> int:
+    from pydantic import ValidationError
+
     from schemas.org import UserCreate
-    from server.context import ActorInfo, UnitOfWork
-    from server.http.routes.org import new_user_document
+    from server.errors import Problem
+    from server.services.users import create_user
 
     password = args.password or os.environ.get("BRANCH_AUDIT_PASSWORD") or getpass.getpass("Password: ")
 
     async def work(services: Any) -> int:
         branch = await services.db.branches.find_one({"code": args.branch_code}) if args.branch_code else None
         region = await services.db.regions.find_one({"code": args.region_code}) if args.region_code else None
-        body = UserCreate(username=args.username, password=password, role=args.role,
-                          display_name=args.display_name or args.username,
-                          branch_id=branch["_id"] if branch else None,
-                          region_id=(region or {}).get("_id") or (branch or {}).get("region_id"))
-        doc = await new_user_document(body, services.clock.now(), services.passwords)
-
-        async def insert(uow: UnitOfWork) -> None:
-            await uow.db.users.insert_one(doc, session=uow.session)
-            uow.record("user.create", "user", doc["_id"], {"username": body.username, "role": body.role})
-
-        await services.transact(ActorInfo.system("cli"), insert)
+        if args.branch_code and branch is None:
+            print(f"error: no branch with code {args.branch_code}", file=sys.stderr)
+            return 2
+        if args.region_code and region is None:
+            print(f"error: no region with code {args.region_code}", file=sys.stderr)
+            return 2
+        try:
+            body = UserCreate(username=args.username, password=password, role=args.role,
+                              display_name=args.display_name or args.username,
+                              branch_id=branch["_id"] if branch else None,
+                              region_id=(region or {}).get("_id") or (branch or {}).get("region_id"))
+            # The same command as POST /users: the branch head is set on the branch, the event emitted.
+            doc = await create_user(services, None, body)
+        except ValidationError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        except Problem as exc:
+            print(f"error: {exc.detail}", file=sys.stderr)
+            return 2
         print(json.dumps({"id": doc["_id"], "username": body.username, "role": body.role}))
         return 0
 

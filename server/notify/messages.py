@@ -159,6 +159,17 @@ TEMPLATES: dict[str, dict[str, tuple[str, str]]] = {
             "La suscripción a {url} se desactivó tras {failures} fallos consecutivos. Último error: {error}",
         ),
     },
+    "admin.assignments_returned": {
+        "zh-CN": ("待重新分派的走访：{count} 项", "{person} 已停用，其 {count} 项未开始的走访需要重新分派。"),
+        "en": (
+            "Visits to reassign: {count}",
+            "{person} was deactivated; their {count} visit(s) not yet started need a new assignee.",
+        ),
+        "es": (
+            "Visitas por reasignar: {count}",
+            "{person} fue desactivado; sus {count} visita(s) sin empezar necesitan otra persona.",
+        ),
+    },
 }
 
 

@@ -87,3 +87,39 @@ async def insert_region(db: Database, doc: Doc, session: AsyncClientSession) -> 
 async def set_branch_head(db: Database, branch_id: str, user_id: str, session: AsyncClientSession) -> None:
     await db.branches.update_one({"_id": branch_id, "head_user_id": None}, {"$set": {"head_user_id": user_id}},
                                  session=session)
+
+
+# --- administration --------------------------------------------------------------------------------
+
+
+async def branch_in(db: Database, branch_id: str, session: AsyncClientSession) -> Doc | None:
+    return await db.branches.find_one({"_id": branch_id}, session=session)
+
+
+async def region_in(db: Database, region_id: str, session: AsyncClientSession) -> Doc | None:
+    return await db.regions.find_one({"_id": region_id}, session=session)
+
+
+async def set_branch_fields(db: Database, branch_id: str, changes: dict[str, Any],
+                            session: AsyncClientSession) -> None:
+    await db.branches.update_one({"_id": branch_id}, {"$set": changes}, session=session)
+
+
+async def set_region_fields(db: Database, region_id: str, changes: dict[str, Any],
+                            session: AsyncClientSession) -> None:
+    await db.regions.update_one({"_id": region_id}, {"$set": changes}, session=session)
+
+
+async def make_branch_head(db: Database, branch_id: str, user_id: str, session: AsyncClientSession) -> None:
+    """The branch's head is now `user_id`, whoever it was before (an admin moved them there)."""
+    await db.branches.update_one({"_id": branch_id}, {"$set": {"head_user_id": user_id}}, session=session)
+
+
+async def clear_branch_head(db: Database, branch_id: str, user_id: str, session: AsyncClientSession) -> None:
+    """`user_id` is no longer the branch's head (when they still were)."""
+    await db.branches.update_one({"_id": branch_id, "head_user_id": user_id}, {"$set": {"head_user_id": None}},
+                                 session=session)
+
+
+async def branches_headed_by(db: Database, user_id: str, session: AsyncClientSession) -> list[Doc]:
+    return await db.branches.find({"head_user_id": user_id}, {"_id": 1}, session=session).to_list()

@@ -142,3 +142,62 @@ async def set_assignment_status(
     if audit_id:
         changes["audit_id"] = audit_id
     await db.assignments.update_one({"_id": assignment_id}, {"$set": changes}, session=session)
+
+
+# --- administration --------------------------------------------------------------------------------
+
+NOT_STARTED = "planned"
+
+
+async def program_in(db: Database, program_id: str, session: AsyncClientSession) -> Doc | None:
+    return await db.programs.find_one({"_id": program_id}, session=session)
+
+
+async def assignment_in(db: Database, assignment_id: str, session: AsyncClientSession) -> Doc | None:
+    return await db.assignments.find_one({"_id": assignment_id}, session=session)
+
+
+async def set_program_fields(db: Database, program_id: str, changes: dict[str, Any],
+                             session: AsyncClientSession) -> None:
+    await db.programs.update_one({"_id": program_id}, {"$set": changes}, session=session)
+
+
+async def set_assignment_fields(db: Database, assignment_id: str, changes: dict[str, Any],
+                                session: AsyncClientSession) -> None:
+    await db.assignments.update_one({"_id": assignment_id}, {"$set": changes}, session=session)
+
+
+async def not_started_of(db: Database, query: dict[str, Any], session: AsyncClientSession) -> list[Doc]:
+    """Visits not started that match `query` (an assignee's, a program's, a branch's)."""
+    return await db.assignments.find({**query, "status": NOT_STARTED}, session=session).sort(ASSIGNMENT_SORT).to_list()
+
+
+async def open_of_branch(db: Database, branch_id: str, session: AsyncClientSession | None = None) -> list[Doc]:
+    """A branch's visits planned or under way."""
+    cursor = db.assignments.find({"branch_id": branch_id, "status": {"$in": OPEN_ASSIGNMENT}}, session=session)
+    return await cursor.sort(ASSIGNMENT_SORT).to_list()
+
+
+async def count_of_program(db: Database, program_id: str, statuses: list[str], session: AsyncClientSession) -> int:
+    return await db.assignments.count_documents({"program_id": program_id, "status": {"$in": statuses}},
+                                                session=session)
+
+
+async def booked_windows_except(
+    db: Database, person_id: str, start: datetime, end: datetime, assignment_id: str, session: AsyncClientSession
+) -> list[tuple[datetime, datetime]]:
+    """A person's open visits starting between start and end, other than `assignment_id`."""
+    query = {"assignee_id": person_id, "window_start": {"$gte": start, "$lt": end},
+             "status": {"$in": OPEN_ASSIGNMENT}, "_id": {"$ne": assignment_id}}
+    docs = await db.assignments.find(query, {"window_start": 1, "window_end": 1}, session=session).to_list()
+    return [(d["window_start"], d["window_end"]) for d in docs]
+
+
+async def previous_visitor(db: Database, branch_id: str, covert: bool, before: datetime, assignment_id: str,
+                           session: AsyncClientSession) -> str | None:
+    """Who had the branch's visit of the same kind just before `before` (not this one, not cancelled)."""
+    doc = await db.assignments.find_one(
+        {"branch_id": branch_id, "covert": covert, "window_start": {"$lt": before}, "_id": {"$ne": assignment_id},
+         "status": {"$ne": "cancelled"}},
+        {"assignee_id": 1}, sort=[("window_start", -1)], session=session)
+    return doc.get("assignee_id") if doc else None

@@ -147,3 +147,21 @@ async def record_failure(db: Database, key: str, now: datetime, window_s: int, m
 
 async def clear_failures(db: Database, key: str) -> None:
     await db.login_failures.delete_one({"_id": key})
+
+
+# --- administration --------------------------------------------------------------------------------
+
+
+async def by_id_in(db: Database, user_id: str, session: AsyncClientSession) -> Doc | None:
+    """A user read inside a transaction (the password hash left out)."""
+    return await db.users.find_one({"_id": user_id}, {"password_hash": 0}, session=session)
+
+
+async def set_fields(db: Database, user_id: str, changes: dict[str, Any], session: AsyncClientSession) -> None:
+    await db.users.update_one({"_id": user_id}, {"$set": changes}, session=session)
+
+
+async def other_active_admins(db: Database, user_id: str, session: AsyncClientSession) -> int:
+    """How many active admins there are besides `user_id` (the last one must stay)."""
+    return await db.users.count_documents(
+        {"role": "admin", "active": {"$ne": False}, "_id": {"$ne": user_id}}, session=session)

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
-from typing import Any
 
 from aiohttp import web
 from pymongo.errors import DuplicateKeyError
 
+from schemas.admin import UserUpdate
 from schemas.common import Page, PageQuery
-from schemas.events import BranchCreated, RegionCreated, UserCreated
+from schemas.events import BranchCreated, RegionCreated
 from schemas.org import (
     BranchCreate,
     BranchPublic,
@@ -25,9 +24,9 @@ from server.context import UnitOfWork
 from server.errors import Conflict, NotFound, ValidationFailed, field_error
 from server.http import authz
 from server.http.api import ApiRouter, body_of, json_response, match_info, query_of
-from server.http.request_meta import actor
+from server.http.request_meta import actor, origin
 from server.keys import SERVICES
-from server.security import Passwords
+from server.services import users as people
 from server.storage import org, users
 
 router = ApiRouter("organisation")
@@ -114,40 +113,25 @@ async def create_branch(request: web.Request) -> web.Response:
 
 
 @router.post("/api/v1/users", summary="Create a user", body=UserCreate, response=UserPublic, status=201,
-             roles=ADMIN_ONLY)
+             roles=ADMIN_ONLY, extra_responses={409: "The username is taken"})
 async def create_user(request: web.Request) -> web.Response:
-    services = request.app[SERVICES]
     body = await body_of(request, UserCreate)
-    for field in ("branch_id", "home_branch_id"):
-        branch_id = getattr(body, field)
-        if branch_id and await org.branch(services.db, branch_id) is None:
-            raise ValidationFailed("Unknown branch", errors=[field_error(["body", field], "no such branch")])
-    if body.region_id and await org.region(services.db, body.region_id) is None:
-        raise ValidationFailed("Unknown region", errors=[field_error(["body", "region_id"], "no such region")])
-    doc = await new_user_document(body, services.clock.now(), services.passwords)
-
-    async def work(uow: UnitOfWork) -> None:
-        await users.insert(uow.db, doc, uow.session)
-        if body.role == authz.BRANCH_HEAD and body.branch_id:
-            await org.set_branch_head(uow.db, body.branch_id, doc["_id"], uow.session)
-        uow.emit(UserCreated(user_id=doc["_id"], username=body.username, role=body.role,
-                             region_id=body.region_id, branch_id=body.branch_id),
-                 subject_type="user", subject_id=doc["_id"])
-        uow.record("user.create", "user", doc["_id"], {"username": body.username, "role": body.role})
-
-    try:
-        await services.transact(actor(request), work)
-    except DuplicateKeyError:
-        raise Conflict(f"Username {body.username} is taken") from None
+    doc = await people.create_user(request.app[SERVICES], authz.principal(request), body, origin(request))
     return json_response(users.public_user(doc), status=201)
 
 
-async def new_user_document(body: UserCreate, now: datetime, passwords: Passwords) -> dict[str, Any]:
-    user = body.model_dump(exclude={"password"})
-    if body.role == authz.BRANCH_HEAD and not user.get("home_branch_id"):
-        user["home_branch_id"] = body.branch_id
-    return {"_id": str(uuid.uuid4()), **user, "password_hash": await passwords.hash(body.password),
-            "active": True, "created_at": now}
+@router.patch(
+    "/api/v1/users/{user_id}",
+    summary="Change a user. Deactivating them, or changing their role or scope, ends their sessions (their next "
+            "request is 401); deactivation hands their visits not started back to compliance",
+    body=UserUpdate, response=UserPublic, roles=ADMIN_ONLY,
+    extra_responses={404: "No such user", 409: "The last active admin cannot be deactivated or demoted"},
+)
+async def update_user(request: web.Request) -> web.Response:
+    body = await body_of(request, UserUpdate)
+    doc = await people.update_user(request.app[SERVICES], authz.principal(request), match_info(request, "user_id"),
+                                   body, origin(request))
+    return json_response(users.public_user(doc))
 
 
 @router.get("/api/v1/users", summary="List users", query=UserQuery, response=Page[UserPublic], roles=USER_READERS)
