@@ -89,12 +89,24 @@ class AssignmentQuery(PageQuery):
 # --- audits ---------------------------------------------------------------------------------------
 
 
+class CheckinLocation(Location):
+    """Where the phone was at check-in, with the accuracy it reported (shown to reviewers)."""
+
+    accuracy_m: float | None = Field(default=None, ge=0, le=100_000, description="The phone's reported GPS accuracy")
+
+
 class AuditStart(StrictModel):
     assignment_id: str | None = Field(default=None, max_length=64)
     branch_id: str | None = Field(default=None, max_length=64)
     checklist_key: str = Field(min_length=2, max_length=64)
+    checklist_version: int | None = Field(
+        default=None,
+        ge=1,
+        description="A published version of checklist_key, for an audit started offline on a version that has "
+        "since been superseded (default: the current version)",
+    )
     started_at: AwareDatetime
-    location: Location | None = None
+    location: CheckinLocation | None = None
 
     @model_validator(mode="after")
     def one_target(self) -> AuditStart:
@@ -108,7 +120,12 @@ class AnswerIn(StrictModel):
     value: Any = None
     na: bool = False
     note: str | None = Field(default=None, max_length=4000)
-    answered_at: AwareDatetime
+    answered_at: AwareDatetime = Field(
+        description="When the answer was given, by the phone's clock; per item the later one wins. Phones' clocks "
+        "are wrong: a time more than 2 minutes ahead of the server counts as the time the server received it, and "
+        "one more than 2 minutes before the audit started counts as the start; either flags the audit "
+        "(answer_clock_ahead, answer_clock_behind) for its reviewer and keeps the phone's time beside the answer."
+    )
     fixed_on_spot: bool = False
 
 
@@ -262,6 +279,8 @@ class FindingPublic(BaseModel):
     created_at: datetime | None = None
     released_at: datetime | None = None
     pending_appeal_id: str | None = None
+    item_text: str | None = Field(default=None, description="The item's text in the reader's language")
+    appeal_until: datetime | None = Field(default=None, description="When the appeal window closes (released only)")
 
 
 class FindingList(BaseModel):
@@ -270,6 +289,9 @@ class FindingList(BaseModel):
 
 
 class FindingQuery(PageQuery):
+    lang: Literal["zh-CN", "en", "es"] | None = Field(
+        default=None, description="default: Accept-Language, then the reader's"
+    )
     audit_id: str | None = Field(default=None, max_length=64)
     branch_id: str | None = Field(default=None, max_length=64)
     severity: Severity | None = None

@@ -4,6 +4,7 @@ a change of state together with its events and its trail entries in one transact
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 import uuid
@@ -18,6 +19,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from schemas.events import event_type_of
 from server.clock import Clock
 from server.db import Client, Database, Doc
+from server.domain.audit_access import pseudonym_key
 from server.http.metrics import Metrics
 from server.security import Passwords
 from server.sessions import SessionReaper, cut_off_by_network
@@ -67,6 +69,11 @@ class Services:
     reaper: SessionReaper = field(default_factory=SessionReaper)
     openapi_bytes: bytes = b"{}"
     extras: dict[str, Any] = field(default_factory=dict)
+
+    @functools.cached_property
+    def pseudonym_key(self) -> bytes:
+        """The key of the stable pseudonyms branch roles see instead of a mystery shopper (server secret)."""
+        return pseudonym_key(self.jwt_secret)
 
     async def transact(self, actor: ActorInfo, work: Callable[[UnitOfWork], Awaitable[T]]) -> T:
         """Run `work` in a transaction with its events and trail entries (retried on transient conflicts)."""

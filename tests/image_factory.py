@@ -189,6 +189,7 @@ async def seed_rectification(db: Database, audit: dict[str, Any], *, status: str
 
     rect = {"_id": str(uuid.uuid4()), "finding_id": str(uuid.uuid4()), "audit_id": audit["_id"],
             "branch_id": audit["branch_id"], "region_id": audit["region_id"], "item_id": "entrance_clean",
-            "severity": "major", "status": status, "assignee_id": None, "photo_ids": []}
+            "severity": "major", "status": status, "assignee_id": None, "photo_ids": [],
+            "inspector_id": audit.get("auditor_id")}
     await db.rectifications.insert_one(rect)
     return rect

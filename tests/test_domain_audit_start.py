@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from schemas.audits import AuditStart
-from server.domain.audit_access import history_scope
+from server.domain.access import history_scope
 from server.domain.audit_start import check_assignment, new_audit, same_start
 from server.errors import Conflict, Forbidden, ValidationFailed
 from server.http.authz import Principal

@@ -5,11 +5,49 @@ in the database; `after_batch` replays it on the document the database saw, for 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 # The status a change of answers leaves the audit in (a returned audit is being worked on again).
 ANSWERING_STATUS = "in_progress"
+
+# Phones' clocks are wrong, and a hostile one may lie. Because the later answered_at wins, a time from the
+# future would freeze an answer (nothing could ever replace it) and a time from before the audit began
+# would rewrite its history. So, within this tolerance for an honest drift, a phone's time is trusted; an
+# answer from further in the future counts as given when the server received it, and one from before the
+# audit started counts as given when it started (any real answer then beats it). Either is flagged on the
+# audit for the reviewer, and the reported time is kept on the answer.
+CLOCK_TOLERANCE = timedelta(minutes=2)
+CLOCK_AHEAD = "answer_clock_ahead"
+CLOCK_BEHIND = "answer_clock_behind"
+
+
+def trusted_answered_at(
+    reported: datetime, *, received_at: datetime, started_at: datetime | None
+) -> tuple[datetime, str | None]:
+    """The answered_at the server keeps for a phone's `reported` time, and the flag a clamp raises."""
+    if reported > received_at + CLOCK_TOLERANCE:
+        return received_at, CLOCK_AHEAD
+    if started_at is not None and reported < started_at - CLOCK_TOLERANCE:
+        return started_at, CLOCK_BEHIND
+    return reported, None
+
+
+def with_trusted_times(
+    answers: Sequence[Mapping[str, Any]], *, received_at: datetime, started_at: datetime | None
+) -> tuple[list[dict[str, Any]], set[str]]:
+    """The answers with their answered_at made trustworthy (see CLOCK_TOLERANCE), and the flags raised."""
+    trusted: list[dict[str, Any]] = []
+    flags: set[str] = set()
+    for answer in answers:
+        moment, flag = trusted_answered_at(answer["answered_at"], received_at=received_at, started_at=started_at)
+        kept = dict(answer)
+        if flag is not None:
+            flags.add(flag)
+            kept["reported_answered_at"] = answer["answered_at"]
+            kept["answered_at"] = moment
+        trusted.append(kept)
+    return trusted, flags
 
 
 def stored_time(moment: datetime) -> datetime:
@@ -37,7 +75,7 @@ def stored_answer(answer: Mapping[str, Any], received_at: datetime) -> dict[str,
         "answered_at": stored_time(answer["answered_at"]),
         "received_at": received_at,
         "fixed_on_spot": bool(answer.get("fixed_on_spot")),
-    }
+    } | ({"reported_answered_at": answer["reported_answered_at"]} if answer.get("reported_answered_at") else {})
 
 
 def replaces(stored: Mapping[str, Any] | None, answered_at: datetime) -> bool:

@@ -1,5 +1,5 @@
-"""Who may see an audit, and what of it: branch roles see released audits of their scope, never the
-mystery shopper's identity (a stable pseudonym instead) and only the visit date, not exact times."""
+"""What of an audit a caller may see (whether they may see it at all is server.domain.access): branch
+roles never get the mystery shopper's identity (a stable pseudonym instead), only the visit date."""
 
 from __future__ import annotations
 
@@ -9,53 +9,13 @@ from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from server.http.authz import (
-    ADMIN,
-    BRANCH_HEAD,
-    COMPLIANCE,
-    INSPECTOR,
-    INTEGRATION,
-    MYSTERY_SHOPPER,
-    REGIONAL_MANAGER,
-    Principal,
-)
+from server.domain.access import BRANCH_SIDE, Principal
 
-HEAD_OFFICE_VIEW = frozenset({ADMIN, COMPLIANCE, INTEGRATION})
-BRANCH_VIEW = frozenset({BRANCH_HEAD, REGIONAL_MANAGER})
 PSEUDONYM_PREFIX = "Shopper-"
 
 
-def can_view_audit(who: Principal, audit: dict[str, Any]) -> bool:
-    """Whether `who` may know this audit exists."""
-    if who.role in HEAD_OFFICE_VIEW:
-        return True
-    if who.role in (INSPECTOR, MYSTERY_SHOPPER):
-        return bool(audit.get("auditor_id") == who.user_id)
-    if audit.get("status") != "released":
-        return False
-    if who.role == BRANCH_HEAD:
-        return bool(who.branch_id and audit.get("branch_id") == who.branch_id)
-    if who.role == REGIONAL_MANAGER:
-        return bool(who.region_id and audit.get("region_id") == who.region_id)
-    return False
-
-
-def history_scope(who: Principal) -> dict[str, Any] | None:
-    """The filter every audit listing of `who` is confined to (None: they may list nothing); the same
-    scope as can_view_audit."""
-    if who.role in HEAD_OFFICE_VIEW:
-        return {}
-    if who.role in (INSPECTOR, MYSTERY_SHOPPER):
-        return {"auditor_id": who.user_id}
-    if who.role == BRANCH_HEAD and who.branch_id:
-        return {"branch_id": who.branch_id, "status": "released"}
-    if who.role == REGIONAL_MANAGER and who.region_id:
-        return {"region_id": who.region_id, "status": "released"}
-    return None
-
-
 def is_branch_view(who: Principal) -> bool:
-    return who.role in BRANCH_VIEW
+    return who.role in BRANCH_SIDE
 
 
 def pseudonym(auditor_id: str, key: bytes) -> str:

@@ -7,11 +7,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from schemas.audits import AuditStart
-from server.db import Doc
 from server.domain import audit_rules
+from server.domain.access import MYSTERY_SHOPPER, Doc, Principal
 from server.domain.submission import SEVERITIES
 from server.errors import Conflict, Forbidden, ValidationFailed, field_error
-from server.http.authz import MYSTERY_SHOPPER, Principal
 
 # A phone's clock may run ahead a little; beyond this a start time is flagged.
 FUTURE_TOLERANCE = timedelta(minutes=10)
@@ -36,9 +35,17 @@ def check_assignment(assignment: Doc, who: Principal, body: AuditStart) -> None:
         )
 
 
+def _given(value: Any) -> Any:
+    """A request without its absent (None) fields, at every depth."""
+    if isinstance(value, dict):
+        return {k: _given(v) for k, v in value.items() if v is not None}
+    return value
+
+
 def same_start(existing: Doc, who: Principal, request_doc: dict[str, Any]) -> bool:
-    """Whether a start request replays the one that created `existing` (same caller, same body)."""
-    return existing.get("auditor_id") == who.user_id and existing.get("start_request") == request_doc
+    """Whether a start request replays the one that created `existing` (same caller, same body; an optional
+    field left out is the same as one sent empty, so a replay from an older app version still matches)."""
+    return existing.get("auditor_id") == who.user_id and _given(existing.get("start_request")) == _given(request_doc)
 
 
 def new_audit(
@@ -65,9 +72,12 @@ def new_audit(
         geofence_m=float(branch.get("geofence_m") or DEFAULT_GEOFENCE_M),
         window=window,
     )
-    if body.started_at > now + FUTURE_TOLERANCE:
-        flags.append("started_in_future")
     started_at = body.started_at.astimezone(now.tzinfo)
+    if body.started_at > now + FUTURE_TOLERANCE:
+        # A clock ahead would put every honest answer "before the start" (server.domain.answers): the audit
+        # starts when the server heard of it, and the phone's time stays in checkin.reported_at.
+        flags.append("started_in_future")
+        started_at = now
     return {
         "_id": audit_id,
         "assignment_id": assignment["_id"] if assignment else None,
@@ -87,8 +97,10 @@ def new_audit(
         "started_at": started_at,
         "checkin": {
             "at": started_at,
+            "reported_at": body.started_at,
             "received_at": now,
             "location": request_doc.get("location"),
+            "accuracy_m": body.location.accuracy_m if body.location else None,
             "distance_m": distance,
             "flags": flags,
         },

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from schemas.checklist import Checklist
-from server.db import Doc
+from server.domain.access import Doc
 from server.domain.scoring import ScoreResult
 
 FINDING_NS = uuid.UUID("0f4f1c1e-6a55-4b9e-9c39-3b0f7f6f2a10")
@@ -83,10 +83,12 @@ def finding_counts(findings: list[Doc]) -> dict[str, int]:
     return counts
 
 
-def submitted_changes(scored: ScoreResult, findings: list[Doc], now: datetime, submission: int) -> dict[str, Any]:
-    """The fields that freeze a submitted audit."""
+def submitted_changes(
+    scored: ScoreResult, findings: list[Doc], now: datetime, submission: int, *, status: str = "submitted"
+) -> dict[str, Any]:
+    """The fields that freeze a submitted audit (`status`: audit_rules.next_status(..., "submit"))."""
     return {
-        "status": "submitted",
+        "status": status,
         "submitted_at": now,
         "updated_at": now,
         "submissions": submission,
@@ -102,10 +104,10 @@ def submitted_changes(scored: ScoreResult, findings: list[Doc], now: datetime, s
 SUBMISSION_FIELDS = ("result", "score", "grade", "critical_failed", "submitted_at")
 
 
-def returned_changes(comment: str, now: datetime) -> dict[str, Any]:
+def returned_changes(comment: str, now: datetime, *, status: str = "returned") -> dict[str, Any]:
     """The fields a return to the auditor sets (it also clears SUBMISSION_FIELDS)."""
     return {
-        "status": "returned",
+        "status": status,
         "returned_comment": comment,
         "returned_at": now,
         "updated_at": now,

@@ -1,50 +1,42 @@
-"""Authentication and object-scope authorization, in one place for every endpoint."""
+"""Authentication of every request. Who may see and do what is decided in server.domain.access
+(re-exported here, so routes read `authz.COMPLIANCE`, `authz.Principal`, `authz.can_view_audit`)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 
-from server.errors import Forbidden, NotFound, Unauthorized
+from server.domain.access import (
+    ADMIN,
+    BRANCH_HEAD,
+    BRANCH_ROLES,
+    BRANCH_SIDE,
+    COMPLIANCE,
+    FIELD_ROLES,
+    HEAD_OFFICE,
+    INSPECTOR,
+    INTEGRATION,
+    MYSTERY_SHOPPER,
+    ORGANISATION_WIDE,
+    REGIONAL_MANAGER,
+    REVIEWERS,
+    ROLES,
+    Principal,
+    appeal_scope,
+    branch_scope_filter,
+    can_see_branch,
+    can_view_audit,
+    can_view_rectification,
+    ensure_branch_visible,
+    finding_scope,
+    history_scope,
+    rectification_scope_filter,
+    require_role,
+)
+from server.errors import Unauthorized
 from server.keys import CURRENT_USER, PRINCIPAL, SERVICES
 from server.security import decode_access_token
-
-ADMIN = "admin"
-COMPLIANCE = "compliance"
-REGIONAL_MANAGER = "regional_manager"
-BRANCH_HEAD = "branch_head"
-INSPECTOR = "inspector"
-MYSTERY_SHOPPER = "mystery_shopper"
-INTEGRATION = "integration"
-ROLES = (ADMIN, COMPLIANCE, REGIONAL_MANAGER, BRANCH_HEAD, INSPECTOR, MYSTERY_SHOPPER, INTEGRATION)
-BRANCH_ROLES = frozenset({BRANCH_HEAD})
-HEAD_OFFICE = frozenset({ADMIN, COMPLIANCE})
-FIELD_ROLES = frozenset({INSPECTOR, MYSTERY_SHOPPER})
-
-
-@dataclass(frozen=True)
-class Principal:
-    """The authenticated caller and the scope their role gives them."""
-
-    user_id: str
-    username: str
-    role: str
-    display_name: str
-    region_id: str | None
-    branch_id: str | None
-    home_branch_id: str | None
-    language: str
-    session_id: str
-
-    @property
-    def is_head_office(self) -> bool:
-        return self.role in HEAD_OFFICE
-
-    @property
-    def is_branch_staff(self) -> bool:
-        return self.role in BRANCH_ROLES
 
 
 async def authenticate(request: web.Request) -> Principal:
@@ -87,47 +79,10 @@ def principal(request: web.Request) -> Principal:
     return found
 
 
-def require_role(who: Principal, roles: frozenset[str] | set[str]) -> None:
-    if who.role not in roles:
-        raise Forbidden(f"Role {who.role} may not do this")
-
-
-def can_see_branch(who: Principal, branch_id: str, region_id: str | None) -> bool:
-    """Whether the caller's scope covers a branch (not whether the role may act on it)."""
-    if who.role in (ADMIN, COMPLIANCE, INTEGRATION, INSPECTOR, MYSTERY_SHOPPER):
-        return True
-    if who.role == REGIONAL_MANAGER:
-        return region_id is not None and region_id == who.region_id
-    if who.role == BRANCH_HEAD:
-        return branch_id == who.branch_id
-    return False
-
-
-def ensure_branch_visible(who: Principal, branch_id: str, region_id: str | None, what: str = "Branch") -> None:
-    """404, not 403: another branch's objects must not even be confirmed to exist."""
-    if not can_see_branch(who, branch_id, region_id):
-        raise NotFound(f"{what} not found")
-
-
-def branch_scope_filter(who: Principal, *, branch_field: str = "branch_id",
-                        region_field: str = "region_id") -> dict[str, Any]:
-    """A query filter that limits a listing to the caller's branches."""
-    if who.role == BRANCH_HEAD:
-        return {branch_field: who.branch_id}
-    if who.role == REGIONAL_MANAGER:
-        return {region_field: who.region_id}
-    return {}
-
-
-def can_view_rectification(who: Principal, rectification: dict[str, Any]) -> bool:
-    """Branch roles: their branch or region; inspectors and shoppers: rectifications of their own audits."""
-    if who.role in (INSPECTOR, MYSTERY_SHOPPER):
-        return rectification.get("inspector_id") == who.user_id
-    return can_see_branch(who, rectification["branch_id"], rectification.get("region_id"))
-
-
-def rectification_scope_filter(who: Principal) -> dict[str, Any]:
-    """The listing counterpart of can_view_rectification."""
-    if who.role in (INSPECTOR, MYSTERY_SHOPPER):
-        return {"inspector_id": who.user_id}
-    return branch_scope_filter(who)
+__all__ = [
+    "ADMIN", "BRANCH_HEAD", "BRANCH_ROLES", "BRANCH_SIDE", "COMPLIANCE", "FIELD_ROLES", "HEAD_OFFICE", "INSPECTOR",
+    "INTEGRATION", "MYSTERY_SHOPPER", "ORGANISATION_WIDE", "REGIONAL_MANAGER", "REVIEWERS", "ROLES", "Principal",
+    "appeal_scope", "authenticate", "branch_scope_filter", "can_see_branch", "can_view_audit",
+    "can_view_rectification", "ensure_branch_visible", "finding_scope", "history_scope", "principal",
+    "principal_from_user", "rectification_scope_filter", "require_role",
+]

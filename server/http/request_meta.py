@@ -10,6 +10,7 @@ from aiohttp import web
 from server.context import ActorInfo
 from server.http.authz import principal
 from server.keys import REQUEST_ID
+from server.services import Origin
 
 current_request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 
@@ -29,3 +30,8 @@ def actor(request: web.Request) -> ActorInfo:
     who = principal(request)
     return ActorInfo(user_id=who.user_id, role=who.role, request_id=request.get(REQUEST_ID),
                      client_address=client_address(request))
+
+
+def origin(request: web.Request) -> Origin:
+    """What a command records of the request it came in (server.services)."""
+    return Origin(request_id=request.get(REQUEST_ID), client_address=client_address(request))

@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import importlib
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
+from schemas.checklist import Checklist
 from server.db import Database, Doc
+from server.domain.access import Principal, can_add_fix_evidence, can_view_audit, can_view_rectification
 from server.errors import Forbidden, InvalidTransition, NotFound, ValidationFailed, field_error
-from server.http import authz
-from server.http.authz import Principal
+from server.storage import checklists as checklist_store
 
 UPLOAD_AUDIT_STATUSES = ("in_progress", "returned")
-UPLOAD_RECTIFICATION_STATUSES = ("open", "rejected")
+# "rejected" is never stored (a rejected fix goes back to open); older demo data had it.
+UPLOAD_RECTIFICATION_STATUSES = ("open",)
 ITEM_ID = re.compile(r"^[a-z][a-z0-9_]{1,63}$")
 
 
@@ -38,47 +37,6 @@ class Owner:
     @property
     def key(self) -> str:
         return f"{self.owner_type}:{self.owner_id}"
-
-
-def _audit_rule() -> Callable[[Principal, Doc], bool]:
-    """The audits area's visibility rule once it exists; until then the rule from DATA-MODEL.md."""
-    try:
-        module = importlib.import_module("server.domain.audit_access")
-    except ModuleNotFoundError as exc:
-        if exc.name != "server.domain.audit_access":
-            raise
-        return _documented_audit_rule
-    rule: Callable[[Principal, Doc], bool] = module.can_view_audit
-    return rule
-
-
-def _documented_audit_rule(who: Principal, audit: Doc) -> bool:
-    if who.role in authz.HEAD_OFFICE:
-        return True
-    if who.role in authz.FIELD_ROLES:
-        return bool(audit.get("auditor_id") == who.user_id)
-    if audit.get("status") != "released":
-        return False
-    if who.role == authz.BRANCH_HEAD:
-        return bool(audit.get("branch_id") == who.branch_id)
-    if who.role == authz.REGIONAL_MANAGER:
-        return bool(audit.get("region_id") == who.region_id)
-    return False
-
-
-def can_view_audit(who: Principal, audit: Doc) -> bool:
-    return _audit_rule()(who, audit)
-
-
-def can_view_rectification(who: Principal, rectification: Doc, audit: Doc | None) -> bool:
-    """The branch's scope, head office, and the inspector of the audit it came from."""
-    if who.role in authz.HEAD_OFFICE:
-        return True
-    if who.role in (authz.BRANCH_HEAD, authz.REGIONAL_MANAGER):
-        return authz.can_see_branch(who, rectification["branch_id"], rectification.get("region_id"))
-    if who.role in authz.FIELD_ROLES:
-        return audit is not None and audit.get("auditor_id") == who.user_id
-    return False
 
 
 async def _branch(db: Database, branch_id: str) -> Doc:
@@ -110,9 +68,9 @@ async def audit_owner(db: Database, audit: Doc, item_id: str | None) -> Owner:
 
 
 async def rectification_owner(db: Database, who: Principal, rectification_id: str) -> Owner:
-    """The rectification a branch head may add "after" evidence to: their branch's, open or rejected."""
+    """The rectification a branch head may add "after" evidence to: their branch's, still open."""
     rect = await db.rectifications.find_one({"_id": rectification_id})
-    if rect is None or who.role != authz.BRANCH_HEAD or rect.get("branch_id") != who.branch_id:
+    if rect is None or not can_add_fix_evidence(who, rect):
         raise NotFound("Rectification not found")
     if rect.get("status") not in UPLOAD_RECTIFICATION_STATUSES:
         raise InvalidTransition(
@@ -125,7 +83,7 @@ async def rectification_owner(db: Database, who: Principal, rectification_id: st
 
 
 async def checked_item(db: Database, audit: Doc, item_id: str | None) -> str:
-    """The item id, validated against the audit's pinned checklist version when that is available."""
+    """The item id, validated against the audit's pinned checklist version."""
     if not item_id:
         raise ValidationFailed("item_id is required", errors=[field_error(["body", "item_id"], "required")])
     if not ITEM_ID.match(item_id):
@@ -141,17 +99,11 @@ async def checked_item(db: Database, audit: Doc, item_id: str | None) -> str:
     return item_id
 
 
-async def _pinned_checklist(db: Database, audit: Doc) -> Any:
-    try:
-        module = importlib.import_module("server.storage.checklists")
-    except ModuleNotFoundError as exc:
-        if exc.name != "server.storage.checklists":
-            raise
-        return None
+async def _pinned_checklist(db: Database, audit: Doc) -> Checklist | None:
     key, version = audit.get("checklist_key"), audit.get("checklist_version")
     if not key or version is None:
         return None
-    return await module.get_version(db, key, int(version))
+    return await checklist_store.get_version(db, key, int(version))
 
 
 async def can_view_photo(db: Database, who: Principal, photo: Doc) -> bool:
@@ -162,5 +114,4 @@ async def can_view_photo(db: Database, who: Principal, photo: Doc) -> bool:
     rect = await db.rectifications.find_one({"_id": photo.get("rectification_id")})
     if rect is None:
         return False
-    audit = await db.audits.find_one({"_id": rect.get("audit_id")}) if who.role in authz.FIELD_ROLES else None
-    return can_view_rectification(who, rect, audit)
+    return can_view_rectification(who, rect)

@@ -36,7 +36,7 @@ def auditor_label(who: Principal, audit: Doc, key: bytes) -> str:
 
 
 def pseudonym_key(services: Services) -> bytes:
-    return audit_access.pseudonym_key(services.jwt_secret)
+    return services.pseudonym_key
 
 
 async def thumbnail_of(services: Services, photo: Doc) -> bytes | None:

@@ -176,6 +176,11 @@ async def transition(
     return result.modified_count == 1
 
 
+async def add_flags(db: Database, audit_id: str, flags: list[str], session: AsyncClientSession) -> None:
+    """Raise flags on an audit for its reviewer (each flag once)."""
+    await db.audits.update_one({"_id": audit_id}, {"$addToSet": {"flags": {"$each": flags}}}, session=session)
+
+
 async def photos_by_item(db: Database, audit_id: str) -> dict[str, list[str]]:
     """Photo ids of an audit per item, in one aggregation."""
     pipeline: list[dict[str, Any]] = [

@@ -14,7 +14,7 @@ from schemas.audits import AuditQuery
 from schemas.reports import ReportLanguage
 from server.context import Services
 from server.db import Doc
-from server.domain import audit_access
+from server.domain import access
 from server.http import authz
 from server.http.api import ApiRouter, query_of
 from server.keys import SERVICES
@@ -60,7 +60,7 @@ async def _audit_rows(
 ) -> AsyncIterator[list[Any]]:
     rows = ExportRows(services.db, who, pseudonym_key(services), "en")
     async for audit in history_cursor(services.db, filters, AUDIT_EXPORT_BATCH, services.clock.now()):
-        if audit_access.can_view_audit(who, audit):
+        if access.can_view_audit(who, audit):
             yield await rows.audit_row(audit, columns)
 
 
@@ -70,7 +70,7 @@ async def _finding_rows(
     rows = ExportRows(services.db, who, pseudonym_key(services), language)
     batch: list[Doc] = []
     async for audit in history_cursor(services.db, filters, AUDIT_EXPORT_BATCH, services.clock.now()):
-        if audit_access.can_view_audit(who, audit):
+        if access.can_view_audit(who, audit):
             batch.append(audit)
         if len(batch) >= AUDIT_EXPORT_BATCH:
             async for row in rows.finding_rows(batch, columns):

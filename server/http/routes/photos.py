@@ -148,7 +148,7 @@ async def list_audit_photos(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
     who = authz.principal(request)
     audit = await services.db.audits.find_one({"_id": match_info(request, "audit_id")})
-    if audit is None or not owners.can_view_audit(who, audit):
+    if audit is None or not authz.can_view_audit(who, audit):
         raise NotFound("Audit not found")
     docs = await store.photos_of_audit(services.db, audit["_id"])
     return json_response({"items": [public_photo(d, who) for d in docs if d["owner_type"] == "audit"]})

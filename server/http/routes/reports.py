@@ -28,7 +28,7 @@ from schemas.reports import (
 )
 from server.context import Services
 from server.db import Doc
-from server.domain import audit_access
+from server.domain import access
 from server.errors import Forbidden, NotFound
 from server.http import authz
 from server.http.api import ApiRouter, json_response, match_info, query_of
@@ -348,7 +348,7 @@ async def audit_report_pdf(request: web.Request) -> web.Response:
     who = authz.principal(request)
     q = query_of(request, ReportPdfQuery)
     audit = await reports.audit_for_report(services.db, match_info(request, "audit_id"))
-    if audit is None or not audit_access.can_view_audit(who, audit):
+    if audit is None or not access.can_view_audit(who, audit):
         raise NotFound("Audit not found")
     language = report_language(q.lang, request.headers.get("Accept-Language"), who.language)
     data = await build_report_data(services, who, audit, language)

@@ -1,0 +1,41 @@
+"""Use cases: one module per aggregate, one async function per command (see docs/ARCHITECTURE.md).
+
+A command is named as an imperative verb in the domain's words and takes the services, the caller and a
+small typed command: `release_audit(services, caller, audit_id, origin=...)`. It authorizes with
+server.domain.access, decides with the I/O-free rules of server.domain, writes through server.storage and
+emits its events and records its trail entry inside ONE `services.transact(...)`. Routes parse, call and
+serialize; event handlers, jobs, the CLI, the demo and the test factories call the same functions.
+
+Commands that an event handler or a job runs inside a transaction it already holds take the unit of work
+instead (their names end in `_in`), so the handler's idempotency marker commits with their effects."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from server.context import ActorInfo
+from server.domain.access import Principal
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a command came from, for the trail: the route passes what it knows of the request."""
+
+    request_id: str | None = None
+    client_address: str | None = None
+
+
+NO_ORIGIN = Origin()
+
+
+def actor_of(caller: Principal, origin: Origin = NO_ORIGIN) -> ActorInfo:
+    """The actor written on the events and trail entries of the caller's command."""
+    return ActorInfo(
+        user_id=caller.user_id,
+        role=caller.role,
+        request_id=origin.request_id,
+        client_address=origin.client_address,
+    )
+
+
+__all__ = ["NO_ORIGIN", "Origin", "actor_of"]

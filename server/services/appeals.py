@@ -1,0 +1,228 @@
+"""Appeal commands: a branch head appeals a finding of a released audit within the appeal window;
+compliance upholds or overturns it, and an overturned finding re-scores the audit."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from schemas.audit_events import AppealDecided, AppealFiled, AuditRescored
+from schemas.checklist import Checklist
+from server.context import Services, UnitOfWork
+from server.db import Doc
+from server.domain import access, audit_rules
+from server.domain.access import Principal
+from server.domain.scoring import score_audit
+from server.domain.submission import finding_counts
+from server.errors import Conflict, InvalidTransition, NotFound, ValidationFailed, field_error
+from server.services import NO_ORIGIN, Origin, actor_of
+from server.services.audits import pinned_checklist
+from server.storage import appeals as appeal_store
+from server.storage import audits as store
+
+
+@dataclass(frozen=True)
+class FileAppeal:
+    finding_id: str
+    reason: str
+    photo_ids: list[str] = field(default_factory=list)
+    idempotency_key: str | None = None  # the same key again answers the appeal it filed
+
+
+@dataclass(frozen=True)
+class DecideAppeal:
+    appeal_id: str
+    outcome: Literal["upheld", "overturned"]
+    comment: str
+
+
+@dataclass(frozen=True)
+class Filed:
+    appeal: Doc
+    created: bool
+
+
+def appeal_until(finding: Doc, window_days: int) -> datetime | None:
+    """When the appeal window of a released finding closes (None before release)."""
+    released_at = finding.get("released_at")
+    return released_at + timedelta(days=window_days) if isinstance(released_at, datetime) else None
+
+
+def new_appeal(finding: Doc, command: FileAppeal, filed_by: str, now: datetime) -> Doc:
+    """The one constructor of a stored appeal."""
+    return {
+        "_id": str(uuid.uuid4()),
+        "finding_id": finding["_id"],
+        "audit_id": finding["audit_id"],
+        "branch_id": finding["branch_id"],
+        "region_id": finding["region_id"],
+        "reason": command.reason,
+        "photo_ids": list(command.photo_ids),
+        "status": "pending",
+        "filed_by": filed_by,
+        "filed_at": now,
+        "idempotency_key": command.idempotency_key,
+    }
+
+
+async def file_appeal(services: Services, caller: Principal, command: FileAppeal, *,
+                      origin: Origin = NO_ORIGIN) -> Filed:
+    """Appeal a finding of the caller's branch while its window is open (one pending appeal per finding)."""
+    db = services.db
+    finding = await store.finding(db, command.finding_id)
+    if finding is None or not access.can_appeal(caller, finding):
+        raise NotFound("Finding not found")
+    if command.idempotency_key:
+        earlier = await store.appeal_by_key(db, caller.user_id, command.idempotency_key)
+        if earlier is not None:
+            if earlier["finding_id"] != command.finding_id or earlier["reason"] != command.reason:
+                raise Conflict("This Idempotency-Key was used for another appeal")
+            return Filed(earlier, created=False)
+    now = services.clock.now()
+    if finding["status"] != "open":
+        raise InvalidTransition("The finding is no longer open")
+    if finding.get("pending_appeal_id"):
+        raise Conflict("This finding already has a pending appeal", extra={"appeal_id": finding["pending_appeal_id"]})
+    until = appeal_until(finding, services.settings.appeal_window_days)
+    if until is None or now > until:
+        raise Conflict(f"Appeals close {services.settings.appeal_window_days} days after release")
+    if command.photo_ids and not await appeal_store.photos_of_branch(db, command.photo_ids, finding["branch_id"]):
+        raise ValidationFailed("Unknown photos", errors=[field_error(["body", "photo_ids"], "no such photos")])
+    appeal = new_appeal(finding, command, caller.user_id, now)
+
+    async def work(uow: UnitOfWork) -> None:
+        if not await appeal_store.claim_finding(uow.db, finding["_id"], appeal["_id"], uow.session):
+            raise Conflict("This finding already has a pending appeal")
+        await appeal_store.insert_appeal(uow.db, appeal, uow.session)
+        uow.emit(
+            AppealFiled(
+                appeal_id=appeal["_id"],
+                finding_id=finding["_id"],
+                audit_id=finding["audit_id"],
+                branch_id=finding["branch_id"],
+            ),
+            subject_type="appeal",
+            subject_id=appeal["_id"],
+            finding_id=finding["_id"],
+            audit_id=finding["audit_id"],
+            branch_id=finding["branch_id"],
+            region_id=finding["region_id"],
+        )
+        uow.record(
+            "appeal.file",
+            "appeal",
+            appeal["_id"],
+            {"finding_id": finding["_id"]},
+            finding_id=finding["_id"],
+            audit_id=finding["audit_id"],
+        )
+
+    await services.transact(actor_of(caller, origin), work)
+    return Filed(appeal, created=True)
+
+
+async def decide_appeal(services: Services, caller: Principal, command: DecideAppeal, *,
+                        origin: Origin = NO_ORIGIN) -> Doc:
+    """Uphold or overturn a pending appeal; overturning re-scores the audit with its own rules version."""
+    access.require_role(caller, access.REVIEWERS)
+    appeal = await store.appeal(services.db, command.appeal_id)
+    if appeal is None:
+        raise NotFound("Appeal not found")
+    if appeal["status"] != "pending":
+        raise InvalidTransition(f"The appeal is already {appeal['status']}")
+    audit = await store.audit(services.db, appeal["audit_id"])
+    if audit is None:
+        raise NotFound("Audit not found")
+    checklist = await pinned_checklist(services, audit)
+    overturned = command.outcome == "overturned"
+
+    async def work(uow: UnitOfWork) -> Doc:
+        decided = {
+            "status": command.outcome,
+            "decided_by": uow.actor.user_id,
+            "decided_at": uow.now,
+            "comment": command.comment,
+        }
+        if not await appeal_store.decide(uow.db, appeal["_id"], decided, uow.session):
+            raise InvalidTransition("The appeal was decided meanwhile")
+        await appeal_store.settle_finding(uow.db, appeal["finding_id"], overturned, uow.now, uow.session)
+        if overturned:
+            await _rescore(uow, audit["_id"], checklist, appeal)
+        uow.emit(
+            AppealDecided(
+                appeal_id=appeal["_id"],
+                finding_id=appeal["finding_id"],
+                audit_id=appeal["audit_id"],
+                branch_id=appeal["branch_id"],
+                outcome=command.outcome,
+            ),
+            subject_type="appeal",
+            subject_id=appeal["_id"],
+            finding_id=appeal["finding_id"],
+            audit_id=appeal["audit_id"],
+            branch_id=appeal["branch_id"],
+            region_id=appeal["region_id"],
+        )
+        uow.record(
+            "appeal.decide",
+            "appeal",
+            appeal["_id"],
+            {"outcome": command.outcome, "comment": command.comment},
+            finding_id=appeal["finding_id"],
+            audit_id=appeal["audit_id"],
+        )
+        return {**appeal, **decided}
+
+    return await services.transact(actor_of(caller, origin), work)
+
+
+async def _rescore(uow: UnitOfWork, audit_id: str, checklist: Checklist, appeal: Doc) -> None:
+    """Score the audit again with its own rules version, overturned findings counting as passed."""
+    audit = await store.audit(uow.db, audit_id, session=uow.session)
+    if audit is None:
+        raise NotFound("Audit not found")
+    findings = await store.findings_of(uow.db, audit_id, session=uow.session)
+    overturned = {f["item_id"] for f in findings if f["status"] == "overturned"}
+    old = audit.get("result") or {}
+    scored = score_audit(
+        checklist,
+        audit_rules.answers_of(audit.get("answers")),
+        branch_type=audit.get("branch_type"),
+        channel=audit.get("channel"),
+        overturned=overturned,
+        rules_version=int(old.get("rules_version", 1)),
+    )
+    result: dict[str, Any] = scored.model_dump(mode="json")
+    result["findings"] = old.get("findings", [])
+    await appeal_store.rescore_audit(
+        uow.db,
+        audit_id,
+        {
+            "result": result,
+            "score": scored.score,
+            "grade": scored.grade,
+            "critical_failed": scored.critical_failed,
+            "finding_counts": finding_counts(findings),
+            "rescored_at": uow.now,
+            "updated_at": uow.now,
+        },
+        uow.session,
+    )
+    reason = f"appeal {appeal['_id']} overturned finding {appeal['finding_id']}"
+    uow.emit(
+        AuditRescored(
+            audit_id=audit_id,
+            branch_id=audit["branch_id"],
+            old_score=audit.get("score"),
+            new_score=scored.score,
+            old_grade=audit.get("grade"),
+            new_grade=scored.grade,
+            reason=reason,
+        ),
+        subject_type="audit",
+        subject_id=audit_id,
+        branch_id=audit["branch_id"],
+        region_id=audit["region_id"],
+    )
