@@ -23,9 +23,9 @@ from server.context import ActorInfo, Services, UnitOfWork
 from server.db import UNAVAILABLE_ERRORS, Doc
 from server.handlers import all_handlers
 from server.handlers.base import EventHandler
-from server.jobs.loop import PollingLoop
+from server.jobs.loop import LEASE_TTL_S, Lease, PollingLoop
 from server.jobs.sequencer import LEASE as SEQUENCER_LEASE
-from server.jobs.sequencer import sequence_once, sequenced_signal
+from server.jobs.sequencer import SLOW_POLL_S, sequence_once, sequenced_signal
 from server.storage import outbox, trail
 from server.storage.meta import acquire_lease, release_lease
 
@@ -33,6 +33,9 @@ log = logging.getLogger("branch_audit.dispatcher")
 
 ANY_TYPE = "*"
 DUPLICATE_KEY = 11000
+# A handler that found no open deferrals trusts that for this long while it keeps its lease (it makes its
+# own deferrals); an admin's retry of a parked event, from any instance, is picked up within this time.
+DEFERRALS_RECHECK = timedelta(seconds=30)
 
 
 @dataclass(frozen=True)
@@ -77,11 +80,24 @@ class HandlerRunner:
         self.batch = batch
         self.transaction_size = transaction_size
         self.policy = policy or RetryPolicy()
+        self._no_deferrals_until: datetime | None = None
 
     async def run_once(self) -> int:
         """Retry what is due, then handle the next batch of new events; returns how much moved."""
-        moved = await self._run_deferred()
+        moved = await self.run_deferred()
         return moved + await self._run_new()
+
+    def forget_deferrals(self) -> None:
+        """What this runner remembers about open deferrals may be stale (its lease changed hands)."""
+        self._no_deferrals_until = None
+
+    async def _open_deferrals(self) -> list[Doc]:
+        now = self.services.clock.now()
+        if self._no_deferrals_until is not None and now < self._no_deferrals_until:
+            return []
+        found = await outbox.open_deferrals(self.services.db, self.handler.name)
+        self._no_deferrals_until = None if found else now + DEFERRALS_RECHECK
+        return found
 
     async def _handle(self, events: list[Doc]) -> None:
         """Run the handler over `events` in one transaction with their markers."""
@@ -124,12 +140,16 @@ class HandlerRunner:
         if not positions:
             return 0
         runnable = await outbox.events_for(db, [p for p in positions if wants(self.handler, p["type"])])
-        if runnable:
-            blocked = {d["subject"] for d in await outbox.open_deferrals(db, name)}
-            for chunk in _chunks(runnable, self.transaction_size):
-                await self._handle_chunk(chunk, blocked)
+        await self.handle_new(runnable)
         await outbox.advance_cursor(db, name, positions[-1]["seq"], self.services.clock.now())
         return len(positions)
+
+    async def handle_new(self, runnable: list[Doc]) -> None:
+        """Handle these new events (in seq order, each with its seq), queuing behind open deferrals."""
+        if runnable:
+            blocked = {d["subject"] for d in await self._open_deferrals()}
+            for chunk in _chunks(runnable, self.transaction_size):
+                await self._handle_chunk(chunk, blocked)
 
     async def _handle_chunk(self, events: list[Doc], blocked: set[str]) -> None:
         free = [e for e in events if outbox.subject_key(e) not in blocked]
@@ -147,18 +167,20 @@ class HandlerRunner:
         now = self.services.clock.now()
         for event in events:
             key = outbox.subject_key(event)
+            self._no_deferrals_until = None
             if key in blocked:
                 await outbox.defer(self.services.db, self.handler.name, event, outbox.STATUS_QUEUED, now)
                 continue
             error = await self._handle_one(event)
             if error is not None:
+                self._no_deferrals_until = None
                 await outbox.defer(self.services.db, self.handler.name, event, outbox.STATUS_RETRYING, now,
                                    error=_describe(error), next_attempt_at=now + self.policy.delay(1))
                 blocked.add(key)
 
-    async def _run_deferred(self) -> int:
+    async def run_deferred(self) -> int:
         db = self.services.db
-        deferrals = await outbox.open_deferrals(db, self.handler.name)
+        deferrals = await self._open_deferrals()
         if not deferrals:
             return 0
         events = await outbox.events_by_ids(db, [d["event_id"] for d in deferrals])
@@ -209,38 +231,82 @@ def lease_name(handler: EventHandler) -> str:
 
 
 class Dispatcher(PollingLoop):
-    """Runs every handler whose lease this instance holds; wakes when events are sequenced."""
+    """Runs every handler whose lease this instance holds; wakes when events are sequenced.
+
+    One pass reads the log once for all its handlers: the last seq and every cursor (one query each), one
+    window of positions from the lowest cursor, the events any handler wants (one query), then each
+    handler's transaction, and every cursor moved in one bulk write."""
 
     name = "dispatcher"
 
-    def __init__(self, services: Services, handlers: list[EventHandler] | None = None, *, poll_s: float = 0.1,
-                 lease_ttl_s: float = 10.0, batch: int = 200, policy: RetryPolicy | None = None) -> None:
+    def __init__(self, services: Services, handlers: list[EventHandler] | None = None, *,
+                 poll_s: float = SLOW_POLL_S, lease_ttl_s: float = LEASE_TTL_S, batch: int = 200,
+                 policy: RetryPolicy | None = None) -> None:
         super().__init__(poll_s=poll_s, wake=sequenced_signal(services))
         self.services = services
         self.handlers = all_handlers() if handlers is None else handlers
+        self.batch = batch
         self.runners = [HandlerRunner(services, h, batch=batch, policy=policy) for h in self.handlers]
-        self.lease_ttl = timedelta(seconds=lease_ttl_s)
+        ttl = timedelta(seconds=lease_ttl_s)
+        self.leases = {runner.handler.name: Lease(lease_name(runner.handler), ttl) for runner in self.runners}
+        self._drained = True
 
-    async def run_once(self) -> int:
-        """One pass over the handlers this instance can lease; returns how much moved."""
+    async def _held(self) -> list[HandlerRunner]:
         services = self.services
-        moved = 0
+        held = []
         for runner in self.runners:
             if self.stopping:
                 break  # stop() is waiting: leave the other handlers to the next owner
-            lease = lease_name(runner.handler)
-            now = services.clock.now()
-            if await acquire_lease(services.db, lease, services.instance_id, now, self.lease_ttl):
-                moved += await runner.run_once()
+            lease = self.leases[runner.handler.name]
+            if await lease.hold(services.db, services.instance_id, services.clock.now()):
+                if lease.fresh:
+                    runner.forget_deferrals()
+                held.append(runner)
+        return held
+
+    async def run_once(self) -> int:
+        """One pass over the handlers this instance can lease; returns how much moved."""
+        db = self.services.db
+        held = await self._held()
+        if not held:
+            return 0
+        last = await outbox.last_event_seq(db)
+        cursors = await outbox.cursors_of(db, [r.handler.name for r in held])
+        moved = 0
+        for runner in held:
+            moved += await runner.run_deferred()
+        behind = [r for r in held if cursors.get(r.handler.name, 0) < last]
+        self._drained = True
+        if not behind or self.stopping:
+            return moved
+        low = min(cursors.get(r.handler.name, 0) for r in behind)
+        positions = await outbox.log_window(db, low, last, self.batch)
+        self._drained = not positions or positions[-1]["seq"] >= last
+        wanted = {p["_id"] for r in behind for p in positions
+                  if p["seq"] > cursors.get(r.handler.name, 0) and wants(r.handler, p["type"])}
+        stored = await outbox.events_by_ids(db, [p["_id"] for p in positions if p["_id"] in wanted])
+        advanced: dict[str, int] = {}
+        for runner in behind:
+            after = cursors.get(runner.handler.name, 0)
+            mine = [p for p in positions if p["seq"] > after]
+            if not mine:
+                continue
+            await runner.handle_new([{**stored[p["_id"]], "seq": p["seq"]} for p in mine
+                                     if wants(runner.handler, p["type"]) and p["_id"] in stored])
+            advanced[runner.handler.name] = mine[-1]["seq"]
+            moved += len(mine)
+        await outbox.advance_cursors(db, advanced, self.services.clock.now())
         return moved
 
     async def one_pass(self) -> int:
-        return await self.run_once()
+        moved = await self.run_once()
+        # Caught up: pause (events sequenced meanwhile have set the wake-up, so they wait for no poll).
+        return moved if not self._drained else 0
 
     async def release(self) -> None:
-        for handler in self.handlers:
+        for runner in self.runners:
             with contextlib.suppress(PyMongoError):
-                await release_lease(self.services.db, lease_name(handler), self.services.instance_id)
+                await self.leases[runner.handler.name].release(self.services.db, self.services.instance_id)
 
     async def after_stop(self) -> None:
         with contextlib.suppress(TimeoutError):

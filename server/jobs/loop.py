@@ -11,13 +11,22 @@ import asyncio
 import contextlib
 import logging
 from abc import ABC, abstractmethod
+from datetime import datetime, timedelta
 
 from pymongo.errors import PyMongoError
+
+from server.db import Database
+from server.storage.meta import acquire_lease, release_lease
 
 log = logging.getLogger("branch_audit.jobs")
 
 # How long stop() waits for the current pass to end by itself, then for a cancelled pass to unwind.
 GRACE_S = 3.0
+# How long a singleton job's lease lasts. It is renewed when half of it is gone, so a holder writes it every
+# LEASE_TTL_S / 2 while it runs (every pass used to renew: 10 writes a second per job at rest, and
+# SecantusDB slows every write by the retryable writes it keeps for 30 minutes). Another instance takes
+# the job over at most LEASE_TTL_S + LEASE_TTL_S / 2 after its holder died.
+LEASE_TTL_S = 20.0
 
 
 class PollingLoop(ABC):
@@ -92,3 +101,36 @@ class PollingLoop(ABC):
                 waiter.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.gather(*waiters, return_exceptions=True)
+
+
+class Lease:
+    """A singleton job's lease as this instance knows it.
+
+    `hold` asks the database only when half the lease has run out (renewal) or, while another instance
+    holds it, once per half lease (whether it was let go); in between it answers from memory. `fresh` is
+    True after a pass in which the lease was (re)taken rather than renewed in time: what the job kept in
+    memory about its work may be stale then, since another instance may have had the job meanwhile."""
+
+    def __init__(self, name: str, ttl: timedelta) -> None:
+        self.name = name
+        self.ttl = ttl
+        self.fresh = True
+        self._until: datetime | None = None
+        self._ask_at: datetime | None = None
+
+    async def hold(self, db: Database, owner: str, now: datetime) -> bool:
+        if self._ask_at is not None and now < self._ask_at:
+            self.fresh = False
+            return self._until is not None
+        continuous = self._until is not None and now < self._until
+        if await acquire_lease(db, self.name, owner, now, self.ttl):
+            self.fresh = not continuous
+            self._until, self._ask_at = now + self.ttl, now + self.ttl / 2
+            return True
+        self._until, self._ask_at = None, now + self.ttl / 2
+        return False
+
+    async def release(self, db: Database, owner: str) -> None:
+        self._until = self._ask_at = None
+        self.fresh = True
+        await release_lease(db, self.name, owner)

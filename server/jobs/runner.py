@@ -24,6 +24,7 @@ class BackgroundJob(Protocol):
 
 # Modules exposing `jobs(services) -> list[BackgroundJob]`, started in this order, stopped in reverse.
 JOB_MODULES = [
+    "server.jobs.wakeups",
     "server.jobs.sequencer",
     "server.jobs.dispatcher",
     "server.jobs.webhook_delivery",

@@ -15,14 +15,16 @@ from pymongo.errors import DuplicateKeyError, OperationFailure, PyMongoError
 
 from server.context import Services
 from server.db import Doc
-from server.jobs.loop import PollingLoop
+from server.jobs.loop import LEASE_TTL_S, Lease, PollingLoop
 from server.storage import outbox, trail
-from server.storage.meta import acquire_lease, release_lease
 
 log = logging.getLogger("branch_audit.sequencer")
 
 LEASE = "sequencer"
 BATCH = 500
+# How often a job that is not woken looks for work anyway: commits in this process wake it at once, and
+# commits of other instances through the change stream (server.jobs.wakeups); this poll is the safety net.
+SLOW_POLL_S = 5.0
 
 
 def sequenced_signal(services: Services) -> asyncio.Event:
@@ -75,40 +77,72 @@ async def seal_trail(services: Services, batch: int = BATCH) -> int:
     return sealed
 
 
+async def sequence_pending(services: Services, batch: int = BATCH) -> tuple[int, bool]:
+    """Number the oldest pending events and seal the oldest pending trail entries together, one
+    transaction per about `batch` of each (a commit's events and trail entries usually share one);
+    returns how many moved, and whether more were waiting than this pass read."""
+    db = services.db
+    now = services.clock.now()
+    event_markers = await outbox.pending_markers(db, batch)
+    trail_markers = await trail.pending_markers(db, batch)
+    event_groups = outbox.transaction_groups(event_markers, batch)
+    trail_groups = outbox.transaction_groups(trail_markers, batch, "entry_ids")
+    moved = 0
+    for n in range(max(len(event_groups), len(trail_groups))):
+        events = event_groups[n] if n < len(event_groups) else []
+        entries = trail_groups[n] if n < len(trail_groups) else []
+
+        async def both(session: AsyncClientSession, events: list[Doc] = events, entries: list[Doc] = entries) -> int:
+            numbered = await outbox.log_markers(db, events, session) if events else 0
+            return numbered + (await trail.seal_markers(db, entries, now, session) if entries else 0)
+
+        try:
+            async with services.client.start_session() as session:
+                moved += await session.with_transaction(both)
+        except (DuplicateKeyError, OperationFailure, outbox.SequencingConflict) as exc:
+            log.warning("sequencing collided with another sequencer; retrying", extra={"error": str(exc)})
+            return moved, True
+        if events:
+            sequenced_signal(services).set()
+    return moved, len(event_markers) >= batch or len(trail_markers) >= batch
+
+
 async def sequence_once(services: Services, batch: int = BATCH) -> int:
     """Drain everything pending right now (events and trail); the caller holds the lease."""
     total = 0
     while True:
-        numbered = await sequence_events(services, batch)
-        sealed = await seal_trail(services, batch)
-        total += numbered + sealed
-        if not numbered and not sealed:  # batches are whole transactions, so a short one is not the end
+        moved, more = await sequence_pending(services, batch)
+        total += moved
+        if not moved and not more:
             return total
 
 
 class Sequencer(PollingLoop):
-    """Polls (or wakes on a commit in this process) and sequences while it holds the lease."""
+    """Sequences while it holds the lease: woken by a commit (in this process, or another instance's through
+    the change stream), otherwise every `poll_s`."""
 
     name = "sequencer"
 
-    def __init__(self, services: Services, *, poll_s: float = 0.1, lease_ttl_s: float = 10.0,
+    def __init__(self, services: Services, *, poll_s: float = SLOW_POLL_S, lease_ttl_s: float = LEASE_TTL_S,
                  batch: int = BATCH) -> None:
         super().__init__(poll_s=poll_s, wake=services.outbox_signal)
         self.services = services
-        self.lease_ttl = timedelta(seconds=lease_ttl_s)
+        self.lease = Lease(LEASE, timedelta(seconds=lease_ttl_s))
         self.batch = batch
 
     async def one_pass(self) -> int:
         services = self.services
-        # One batch per lease renewal, so a long backlog never outlives the lease.
-        if not await acquire_lease(services.db, LEASE, services.instance_id, services.clock.now(), self.lease_ttl):
+        # One batch per pass, and the lease is renewed between passes, so a long backlog never outlives it.
+        if not await self.lease.hold(services.db, services.instance_id, services.clock.now()):
             return 0
-        return await sequence_events(services, self.batch) + await seal_trail(services, self.batch)
+        moved, more = await sequence_pending(services, self.batch)
+        # Drained: pause (a commit during this pass has set the wake-up, so nothing waits for the poll).
+        return moved if more else 0
 
     async def after_stop(self) -> None:
         with contextlib.suppress(PyMongoError, TimeoutError):
             async with asyncio.timeout(self.grace_s):
-                await release_lease(self.services.db, LEASE, self.services.instance_id)
+                await self.lease.release(self.services.db, self.services.instance_id)
 
 
 def jobs(services: Services) -> list[Sequencer]:

@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from bson import ObjectId
-from pymongo import ASCENDING, IndexModel, ReturnDocument
+from pymongo import ASCENDING, IndexModel, ReturnDocument, UpdateOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 
 from schemas.events import EventEnvelope
@@ -175,6 +175,15 @@ async def log_after(db: Database, after_seq: int, limit: int, types: list[str] |
     return found
 
 
+async def log_window(db: Database, after_seq: int, last_seq: int, limit: int) -> list[Doc]:
+    """The positions seq in (after_seq, min(last_seq, after_seq + limit)], in seq order: one bounded
+    window (seq is dense), for a caller that has read `last_seq` already."""
+    high = min(last_seq, after_seq + limit)
+    if high <= after_seq:
+        return []
+    return await db.event_log.find({"seq": {"$gt": after_seq, "$lte": high}}).sort("seq", ASCENDING).to_list()
+
+
 async def events_for(db: Database, positions: list[Doc]) -> list[Doc]:
     """The stored events at these positions, in the same order, each carrying its `seq`."""
     found = await events_by_ids(db, [p["_id"] for p in positions])
@@ -203,6 +212,21 @@ async def seq_of(db: Database, event_id: str) -> int | None:
 async def cursor_of(db: Database, handler: str) -> int:
     doc = await db.handler_cursors.find_one({"_id": handler})
     return int(doc["last_seq"]) if doc else 0
+
+
+async def cursors_of(db: Database, handlers: list[str]) -> dict[str, int]:
+    """Several handlers' cursors in one query (a handler never run has none: 0)."""
+    found = db.handler_cursors.find({"_id": {"$in": handlers}}, {"last_seq": 1})
+    return {doc["_id"]: int(doc["last_seq"]) async for doc in found}
+
+
+async def advance_cursors(db: Database, seqs: dict[str, int], now: datetime) -> None:
+    """Move several handlers' cursors in one round trip ($max, as advance_cursor)."""
+    if seqs:
+        await db.handler_cursors.bulk_write([
+            UpdateOne({"_id": handler}, {"$max": {"last_seq": seq}, "$set": {"updated_at": now}}, upsert=True)
+            for handler, seq in seqs.items()
+        ], ordered=False)
 
 
 async def advance_cursor(db: Database, handler: str, seq: int, now: datetime) -> None:
