@@ -138,7 +138,8 @@ class EmbeddedMongo:
             self.server = EmbeddedServer.from_settings()
         return self.server
 
-    def _command(self, server: EmbeddedServer) -> list[str]:
+    def command(self, server: EmbeddedServer) -> list[str]:
+        """The command line that starts `server` on this data directory."""
         in_memory = self.storage_path == IN_MEMORY
         storage = self.storage_path
         if in_memory and server.kind == "rust":
@@ -171,7 +172,7 @@ class EmbeddedMongo:
                 raise EmbeddedDatabaseError(
                     f"embedded database: data directory {self.storage_path} is not writable ({exc.strerror})"
                 ) from None
-        cmd = self._command(self._server())
+        cmd = self.command(self._server())
         log_file = Path(self.log_path) if self.log_path else None
         out = open(log_file, "ab") if log_file else subprocess.DEVNULL  # noqa: SIM115 - closed below
         # Own process group: a Ctrl-C in the terminal reaches us first, and we stop the database last.
