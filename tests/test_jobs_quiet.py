@@ -14,6 +14,7 @@ from server.app import bootstrap
 from server.clock import FakeClock
 from server.context import Services
 from server.jobs.dispatcher import Dispatcher
+from server.jobs.runner import BackgroundJob
 from server.jobs.sequencer import Sequencer
 from server.jobs.wakeups import Wakeups
 from server.settings import Settings
@@ -40,7 +41,7 @@ async def test_jobs_at_rest_send_a_few_reads_and_no_writes(services: Services, m
     commands = Commands()
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_uri, tz_aware=True, event_listeners=[commands])
     counted = dataclasses.replace(services, client=client, db=client[services.settings.database_name])
-    jobs = [Wakeups(counted), Sequencer(counted), Dispatcher(counted, [counting_handler("quiet")])]
+    jobs: list[BackgroundJob] = [Wakeups(counted), Sequencer(counted), Dispatcher(counted, [counting_handler("quiet")])]
     try:
         for job in jobs:
             await job.start()
@@ -62,7 +63,7 @@ async def test_another_instances_commit_reaches_the_handler_within_a_second(
     other = bootstrap(settings, mongo_uri, clock=clock)
     handler = counting_handler("across")
     # Long polls: only the change stream can wake the other instance's jobs in time.
-    jobs = [Wakeups(other), Sequencer(other, poll_s=60.0), Dispatcher(other, [handler], poll_s=60.0)]
+    jobs: list[BackgroundJob] = [Wakeups(other), Sequencer(other, poll_s=60.0), Dispatcher(other, [handler], poll_s=60.0)]
     delays = []
     try:
         for job in jobs:
