@@ -63,7 +63,8 @@ async def test_another_instances_commit_reaches_the_handler_within_a_second(
     other = bootstrap(settings, mongo_uri, clock=clock)
     handler = counting_handler("across")
     # Long polls: only the change stream can wake the other instance's jobs in time.
-    jobs: list[BackgroundJob] = [Wakeups(other), Sequencer(other, poll_s=60.0), Dispatcher(other, [handler], poll_s=60.0)]
+    jobs: list[BackgroundJob] = [
+        Wakeups(other), Sequencer(other, poll_s=60.0), Dispatcher(other, [handler], poll_s=60.0)]
     delays = []
     try:
         for job in jobs:
