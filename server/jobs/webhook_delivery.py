@@ -75,6 +75,8 @@ class DeliveryWorker(PollingLoop):
     async def deliver_due(self) -> int:
         """Attempt every delivery due now; returns how many attempts were made."""
         attempts = 0
+        if not await webhooks.anything_due(self.services.db, self.services.clock.now()):
+            return 0
         while not self.stopping:  # on stop, the deliveries in flight finish and nothing new is claimed
             claimed = await self._claim(self.policy.concurrency)
             if not claimed:

@@ -143,6 +143,13 @@ async def enqueue(db: Database, subscription_id: str, event: Doc, body: str, now
     )
 
 
+async def anything_due(db: Database, now: datetime) -> bool:
+    """Whether any delivery is due: a read by the (status, next_attempt_at) index, so a worker with nothing
+    to do polls without writing (a claim is a write, and SecantusDB slows every write by each one it keeps)."""
+    found = await db.webhook_deliveries.find_one({"status": PENDING, "next_attempt_at": {"$lte": now}}, {"_id": 1})
+    return found is not None
+
+
 async def claim_due(db: Database, now: datetime, owner: str, claim_for: timedelta) -> Doc | None:
     """Atomically take the most overdue delivery. The claim pushes next_attempt_at out, so a worker that
     dies mid-attempt leaves a delivery that becomes due again when the claim runs out."""
