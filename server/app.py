@@ -10,6 +10,7 @@ from importlib import metadata
 
 from aiohttp import web
 
+from server.auth_state import build_auth_state, start_auth, stop_auth
 from server.clock import Clock, SystemClock
 from server.context import Services
 from server.db import Client, connect, ensure_indexes
@@ -19,6 +20,7 @@ from server.http.openapi import build_spec
 from server.http.protocol import use_problem_json_for_protocol_errors
 from server.http.routes import all_routers
 from server.http.routes.ops import docs_assets_dir
+from server.http.webapp import router as web_app_router
 from server.jobs.runner import background_jobs
 from server.keys import SERVICES
 from server.photos.tus import add_tus_resumable
@@ -41,6 +43,7 @@ def bootstrap(settings: Settings, uri: str, *, clock: Clock | None = None) -> Se
         passwords=Passwords(settings.argon2_time_cost, settings.argon2_memory_kib),
     )
     services.extras["mongodb_uri"] = uri
+    services.extras["auth"] = build_auth_state(settings)
     return services
 
 
@@ -61,7 +64,7 @@ def create_app(services: Services, *, start_jobs: bool | None = None, prepare_da
         client_max_size=services.settings.max_json_bytes,
     )
     app[SERVICES] = services
-    operations = mount(app, all_routers())
+    operations = mount(app, [*all_routers(), web_app_router])
     app.router.add_static("/docs/assets", docs_assets_dir(), append_version=False)
     try:
         version = metadata.version("branch-audit")
@@ -79,6 +82,13 @@ def create_app(services: Services, *, start_jobs: bool | None = None, prepare_da
             await services.client.close()
 
     app.cleanup_ctx.append(database)
+
+    async def authentication(app: web.Application) -> AsyncIterator[None]:
+        await start_auth(services)
+        yield
+        await stop_auth(services)
+
+    app.cleanup_ctx.append(authentication)
     app.on_response_prepare.append(add_tus_resumable)
     if services.settings.run_jobs if start_jobs is None else start_jobs:
         job_services, job_client = for_background_jobs(services)
@@ -100,7 +110,7 @@ async def prepare_database(services: Services) -> None:
         from server.checklists.publishing import publish_shipped
 
         await publish_shipped(services)
-    if settings.seed_demo:
+    if settings.should_seed_demo():
         from server.demo import seed_demo_if_empty
 
         await seed_demo_if_empty(services)

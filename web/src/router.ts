@@ -1,0 +1,48 @@
+// Every route of the app in one place. `meta.roles` says who may open a screen; the home screen depends
+// on the role (field roles get their visits; the console adds its homes to HOME_BY_ROLE).
+import { createRouter, createWebHistory, type RouteLocationRaw, type RouteRecordRaw } from "vue-router";
+import { currentSession, loadSession } from "./auth/session.ts";
+
+export const FIELD_ROLES = ["inspector", "mystery_shopper"] as const;
+
+declare module "vue-router" {
+  interface RouteMeta {
+    /** Roles allowed; absent: anyone signed in. */
+    roles?: readonly string[];
+    /** Reachable without signing in. */
+    public?: boolean;
+    /** The route title's message key. */
+    title?: string;
+    /** An audit is open on this screen: a service-worker update waits. */
+    auditOpen?: boolean;
+  }
+}
+
+export const HOME_BY_ROLE: Record<string, RouteLocationRaw> = {
+};
+
+export const routes: RouteRecordRaw[] = [
+  { path: "/", name: "home", redirect: () => homeRoute() },
+  { path: "/login", name: "login", component: () => import("./field/LoginView.vue"), meta: { public: true, title: "common.login.title" } },
+  { path: "/no-screens", name: "no-screens", component: () => import("./field/NoScreensView.vue"), meta: { title: "common.noScreens.title" } },
+  { path: "/settings", name: "settings", component: () => import("./field/SettingsView.vue"), meta: { title: "common.settings.title" } },
+  { path: "/:rest(.*)*", name: "not-found", redirect: () => homeRoute() },
+];
+
+export function homeRoute(): RouteLocationRaw {
+  const session = currentSession.value;
+  if (!session) return { name: "login" };
+  return HOME_BY_ROLE[session.user.role] ?? { name: "no-screens" };
+}
+
+export function createAppRouter() {
+  const router = createRouter({ history: createWebHistory("/app/"), routes });
+  router.beforeEach(async (to) => {
+    const session = currentSession.value ?? (await loadSession());
+    if (to.meta.public) return true;
+    if (!session) return { name: "login", query: { next: to.fullPath } };
+    if (to.meta.roles && !to.meta.roles.includes(session.user.role)) return homeRoute();
+    return true;
+  });
+  return router;
+}
