@@ -25,6 +25,7 @@ COMMAND_MODULES = [
     "server.commands.reports",
     "server.commands.photos",
     "server.commands.generate",
+    "server.commands.backup",
 ]
 
 

@@ -1,0 +1,282 @@
+"""Taking a backup while the server serves: every collection read at one point in time, then the photo bytes
+those documents refer to, streamed a few chunks at a time."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import shutil
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any, cast
+
+import bson
+from bson import json_util
+from bson.codec_options import CodecOptions
+from bson.raw_bson import RawBSONDocument
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.collection import AsyncCollection
+
+from server.backup import archive
+from server.backup.manifest import MANIFEST_FILE, CollectionEntry, Manifest, TrailHead, dump
+from server.backup.snapshot import point_in_time
+from server.clock import Clock
+from server.db import Client, Database
+from server.migrations import RESTORE_MARKER_COLLECTION, schema_version
+from server.storage.photos import BUCKET
+from server.storage.trail import HEAD_ID
+
+log = logging.getLogger("branch_audit.backup")
+
+FILES = f"{BUCKET}.files"
+CHUNKS = f"{BUCKET}.chunks"
+# Held by running instances, not data: a restored lease would hold a job back until it lapsed.
+NOT_BACKED_UP = frozenset({"leases", RESTORE_MARKER_COLLECTION})
+RAW: CodecOptions[RawBSONDocument] = CodecOptions(document_class=RawBSONDocument)
+# Documents per getMore, and the most bytes gathered before handing them to the writer thread.
+DOCUMENT_BATCH = 1000
+WRITE_BATCH_BYTES = 8 * 1024 * 1024
+# GridFS chunks are 1 MB (server.storage.photos): at most this many are in memory at once per reader.
+CHUNK_BATCH = 4
+# JPEG and HEIC do not compress: the fastest level keeps the photo stream from costing CPU for nothing.
+DOCUMENT_COMPRESSION = 6
+PHOTO_COMPRESSION = 1
+
+Progress = Callable[[str, int, int | None], None]
+Batch = list[archive.RawDocument]
+
+
+class BackupFailed(Exception):
+    """The backup could not be taken; nothing is left at the target. One readable line."""
+
+
+def product_version() -> str:
+    try:
+        return metadata.version("branch-audit")
+    except metadata.PackageNotFoundError:
+        return "0.0.0"
+
+
+def collection_file(name: str) -> str:
+    return f"{name}.bson.gz"
+
+
+def _as_json(value: Any) -> Any:
+    """Server metadata (index specs, collection options) as canonical Extended JSON values."""
+    return json.loads(json_util.dumps(value, json_options=json_util.CANONICAL_JSON_OPTIONS))
+
+
+def raw_collection(db: Database, name: str) -> AsyncCollection[RawBSONDocument]:
+    """The collection read as raw BSON: nothing decoded, every byte kept."""
+    return cast("AsyncCollection[RawBSONDocument]", db.get_collection(name, codec_options=RAW))
+
+
+def _quiet(stage: str, done: int, total: int | None) -> None:
+    return None
+
+
+@dataclass
+class _Written:
+    name: str
+    writer: archive.CollectionWriter
+    indexes: list[dict[str, Any]]
+    options: dict[str, Any]
+    digest: archive.FileDigest | None = None
+
+    def entry(self) -> CollectionEntry:
+        assert self.digest is not None
+        return CollectionEntry(name=self.name, file=self.writer.path.name, documents=self.writer.documents,
+                               raw_bytes=self.writer.raw_bytes, size=self.digest.size, sha256=self.digest.sha256,
+                               indexes=self.indexes, options=self.options)
+
+
+async def _pipelined(batches: AsyncIterator[Batch], write: Callable[[Batch], None],
+                     progress: Callable[[int], None]) -> None:
+    """Hand each batch to the writer thread while the next one is read from the database."""
+    pending: asyncio.Future[None] | None = None
+    done = 0
+    async for batch in batches:
+        if pending is not None:
+            await pending
+        pending = asyncio.ensure_future(asyncio.to_thread(write, batch))
+        done += len(batch)
+        progress(done)
+    if pending is not None:
+        await pending
+
+
+async def _document_batches(db: Database, name: str, session: AsyncClientSession) -> AsyncIterator[Batch]:
+    cursor = raw_collection(db, name).find({}, session=session, batch_size=DOCUMENT_BATCH)
+    batch: Batch = []
+    size = 0
+    async for doc in cursor:
+        raw = doc.raw
+        batch.append(raw)
+        size += len(raw)
+        if len(batch) >= DOCUMENT_BATCH or size >= WRITE_BATCH_BYTES:
+            yield batch
+            batch, size = [], 0
+    if batch:
+        yield batch
+
+
+async def _collections(db: Database) -> list[tuple[str, dict[str, Any]]]:
+    """Backed-up collections with their options; views and system collections are not data."""
+    found = []
+    async for info in await db.list_collections():
+        name = info["name"]
+        if info.get("type", "collection") != "collection" or name.startswith("system."):
+            continue
+        if name in NOT_BACKED_UP:
+            continue
+        found.append((name, dict(info.get("options") or {})))
+    return sorted(found)
+
+
+async def _trail_head(db: Database, session: AsyncClientSession) -> TrailHead:
+    head = await db.trail_head.find_one({"_id": HEAD_ID}, session=session)
+    pending = await db.trail_pending.aggregate(
+        [{"$group": {"_id": None, "n": {"$sum": {"$size": "$entry_ids"}}}}], session=session)
+    rows = await pending.to_list()
+    return TrailHead(seq=int(head["seq"]) if head else 0, hash=str(head["hash"]) if head else None,
+                     unsealed=int(rows[0]["n"]) if rows else 0)
+
+
+def _photo_files(path: Path) -> list[tuple[Any, int, int]]:
+    """(file id, length, chunk size) of every GridFS file in the backup, read back from its own archive."""
+    found = []
+    for raw in archive.read_documents(path):
+        doc = bson.decode(raw)
+        found.append((doc["_id"], int(doc.get("length", 0)), int(doc.get("chunkSize") or 1)))
+    return found
+
+
+async def _chunk_batches(db: Database, files: list[tuple[Any, int, int]], progress: Progress,
+                         counter: list[int]) -> AsyncIterator[Batch]:
+    chunks = raw_collection(db, CHUNKS)
+    total_files = len(files)
+    for done, (file_id, length, chunk_size) in enumerate(files, start=1):
+        expected = -(-length // chunk_size)
+        seen = 0
+        batch: Batch = []
+        cursor = chunks.find({"files_id": file_id}, batch_size=CHUNK_BATCH).sort("n", 1)
+        async for doc in cursor:
+            if doc["n"] != seen:
+                break
+            seen += 1
+            batch.append(doc.raw)
+            counter[0] += len(doc.raw)
+            if len(batch) >= CHUNK_BATCH:
+                yield batch
+                batch = []
+        if seen != expected:
+            # Chunks are written before their files document and never change; only a purge removes them.
+            raise BackupFailed(f"photo file {file_id} lost its bytes while the backup ran (purged by the "
+                               "retention policy?); take the backup again")
+        if batch:
+            yield batch
+        progress("photos", done, total_files)
+
+
+async def _write_collection(db: Database, name: str, directory: Path, level: int, options: dict[str, Any],
+                            batches: AsyncIterator[Batch], progress: Callable[[int], None]) -> _Written:
+    indexes = [_as_json({k: v for k, v in spec.items() if k not in ("v", "ns")})
+               async for spec in await db[name].list_indexes()]
+    writer = await asyncio.to_thread(archive.CollectionWriter, directory / collection_file(name), level)
+    written = _Written(name, writer, indexes, _as_json(options))
+    try:
+        await _pipelined(batches, writer.write, progress)
+        written.digest = await asyncio.to_thread(writer.close)
+    except BaseException:
+        await asyncio.to_thread(writer.discard)
+        raise
+    return written
+
+
+async def create_backup(client: Client, db: Database, target: Path, *, clock: Clock,
+                        progress: Progress | None = None, method: str | None = None) -> Manifest:
+    """Write a complete backup of `db` to the directory `target` (which must not exist yet).
+
+    It is written as `<target>.partial` and renamed once complete, so a backup cut short by a crash is
+    never taken for a whole one. Raises BackupFailed."""
+    report = progress or _quiet
+    partial = await asyncio.to_thread(_start_directory, target)
+    try:
+        manifest = await _take(client, db, partial, clock, report, method)
+        await asyncio.to_thread(_finish_directory, partial, target, manifest)
+    except BaseException:
+        await asyncio.to_thread(shutil.rmtree, partial, True)
+        raise
+    return manifest
+
+
+def _start_directory(target: Path) -> Path:
+    if target.exists():
+        raise BackupFailed(f"{target} already exists; a backup never overwrites another")
+    partial = target.with_name(target.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)  # what an earlier attempt left when it was cut short
+    partial.mkdir(parents=True)
+    return partial
+
+
+def _finish_directory(partial: Path, target: Path, manifest: Manifest) -> None:
+    """The manifest last, then one rename: a directory named like a backup is always a whole one."""
+    with open(partial / MANIFEST_FILE, "w", encoding="utf-8") as handle:
+        handle.write(dump(manifest))
+        handle.flush()
+        os.fsync(handle.fileno())
+    _sync_directory(partial)
+    partial.rename(target)
+    _sync_directory(target.parent)
+
+
+async def _take(client: Client, db: Database, directory: Path, clock: Clock, report: Progress,
+                method: str | None) -> Manifest:
+    started = clock.now()
+    collections = await _collections(db)
+    written: list[_Written] = []
+    async with point_in_time(client, db, method) as pit:
+        session = pit.session
+        version = await schema_version(db, session)
+        for index, (name, options) in enumerate(collections, start=1):
+            if name == CHUNKS:
+                continue  # read after the snapshot, file by file (see server.backup.snapshot)
+
+            def step(done: int, name: str = name) -> None:
+                report(f"documents of {name}", done, None)
+
+            batches = _document_batches(db, name, session)
+            written.append(await _write_collection(db, name, directory, DOCUMENT_COMPRESSION, options, batches,
+                                                   step))
+            report("collections", index, len(collections))
+        trail = await _trail_head(db, session)
+        method_used = pit.method
+    files_entry = next((w for w in written if w.name == FILES), None)
+    files = await asyncio.to_thread(_photo_files, files_entry.writer.path) if files_entry else []
+    photo_bytes = [0]
+    chunk_options = next((o for n, o in collections if n == CHUNKS), {})
+    if files or any(n == CHUNKS for n, _ in collections):
+        written.append(await _write_collection(db, CHUNKS, directory, PHOTO_COMPRESSION, chunk_options,
+                                               _chunk_batches(db, files, report, photo_bytes), lambda _: None))
+    manifest = Manifest(product_version=product_version(), schema_version=version, database=db.name,
+                        started_at=started, finished_at=clock.now(), snapshot_method=method_used,
+                        collections=[w.entry() for w in written], trail=trail, photo_files=len(files),
+                        photo_bytes=photo_bytes[0])
+    log.info("backup taken", extra={"path": str(directory), "collections": len(written),
+                                    "photo_files": len(files), "bytes": manifest.total_size,
+                                    "snapshot_method": method_used})
+    return manifest
+
+
+def _sync_directory(path: Path) -> None:
+    """Make the directory's entries (the files, the rename) durable."""
+    handle = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(handle)
+    finally:
+        os.close(handle)
+
