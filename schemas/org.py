@@ -133,6 +133,8 @@ class BranchPublic(BaseModel):
     opening_hours: OpeningHours
     head_user_id: str | None = None
     created_at: datetime
+    closed_at: datetime | None = Field(default=None, description="Set once closed: no new visits are planned")
+    closed_reason: str | None = None
 
 
 class BranchQuery(PageQuery):

@@ -44,6 +44,8 @@ async def plan_program(db: Database, program: Doc) -> list[Doc]:
         branches.update({b["_id"]: b for b in await org.branches_in(db, branch_ids=program["branch_ids"])})
     if program["region_ids"]:
         branches.update({b["_id"]: b for b in await org.branches_in(db, region_ids=program["region_ids"])})
+    # A closed branch gets no new visits (its history and open work stay).
+    branches = {k: b for k, b in branches.items() if not b.get("closed_at")}
     role = authz.MYSTERY_SHOPPER if program["covert"] else authz.INSPECTOR
     people = [Person(u["_id"], u.get("home_branch_id")) for u in await users.with_role(db, role)]
     branch_ids = sorted(branches)

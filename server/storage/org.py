@@ -34,6 +34,8 @@ def public_branch(doc: Doc) -> dict[str, Any]:
         "opening_hours": doc.get("opening_hours") or {},
         "head_user_id": doc.get("head_user_id"),
         "created_at": doc["created_at"],
+        "closed_at": doc.get("closed_at"),
+        "closed_reason": doc.get("closed_reason"),
     }
 
 

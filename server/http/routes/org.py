@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import uuid
-
 from aiohttp import web
-from pymongo.errors import DuplicateKeyError
 
-from schemas.admin import UserUpdate
+from schemas.admin import BranchClosed as BranchClosedPublic
+from schemas.admin import BranchUpdate, OpenWork, Reason, RegionUpdate, UserUpdate
+from schemas.audits import AssignmentPublic
 from schemas.common import Page, PageQuery
-from schemas.events import BranchCreated, RegionCreated
 from schemas.org import (
     BranchCreate,
     BranchPublic,
@@ -20,14 +18,14 @@ from schemas.org import (
     UserPublic,
     UserQuery,
 )
-from server.context import UnitOfWork
-from server.errors import Conflict, NotFound, ValidationFailed, field_error
+from server.errors import NotFound
 from server.http import authz
 from server.http.api import ApiRouter, body_of, json_response, match_info, query_of
-from server.http.request_meta import actor, origin
+from server.http.request_meta import origin
 from server.keys import SERVICES
+from server.services import organisation
 from server.services import users as people
-from server.storage import org, users
+from server.storage import org, programs, users
 
 router = ApiRouter("organisation")
 ADMIN_ONLY = frozenset({authz.ADMIN})
@@ -45,22 +43,21 @@ async def list_regions(request: web.Request) -> web.Response:
 
 
 @router.post("/api/v1/regions", summary="Create a region", body=RegionCreate, response=RegionPublic, status=201,
-             roles=ADMIN_ONLY)
+             roles=ADMIN_ONLY, extra_responses={409: "The code is taken"})
 async def create_region(request: web.Request) -> web.Response:
-    services = request.app[SERVICES]
     body = await body_of(request, RegionCreate)
-    doc = {"_id": str(uuid.uuid4()), **body.model_dump(), "created_at": services.clock.now()}
-
-    async def work(uow: UnitOfWork) -> None:
-        await org.insert_region(uow.db, doc, uow.session)
-        uow.emit(RegionCreated(region_id=doc["_id"], name=body.name), subject_type="region", subject_id=doc["_id"])
-        uow.record("region.create", "region", doc["_id"], {"code": body.code, "name": body.name})
-
-    try:
-        await services.transact(actor(request), work)
-    except DuplicateKeyError:
-        raise Conflict(f"A region with code {body.code} already exists") from None
+    doc = await organisation.create_region(request.app[SERVICES], authz.principal(request), body, origin(request))
     return json_response(org.public_region(doc), status=201)
+
+
+@router.patch("/api/v1/regions/{region_id}", summary="Change a region's name, code or manager", body=RegionUpdate,
+              response=RegionPublic, roles=ADMIN_ONLY,
+              extra_responses={404: "No such region", 409: "The code is taken"})
+async def update_region(request: web.Request) -> web.Response:
+    body = await body_of(request, RegionUpdate)
+    doc = await organisation.update_region(request.app[SERVICES], authz.principal(request),
+                                           match_info(request, "region_id"), body, origin(request))
+    return json_response(org.public_region(doc))
 
 
 @router.get("/api/v1/branches", summary="List the branches in the caller's scope", query=BranchQuery,
@@ -90,26 +87,48 @@ async def get_branch(request: web.Request) -> web.Response:
 
 
 @router.post("/api/v1/branches", summary="Create a branch", body=BranchCreate, response=BranchPublic, status=201,
-             roles=ADMIN_ONLY)
+             roles=ADMIN_ONLY, extra_responses={409: "The code is taken"})
 async def create_branch(request: web.Request) -> web.Response:
-    services = request.app[SERVICES]
     body = await body_of(request, BranchCreate)
-    if await org.region(services.db, body.region_id) is None:
-        raise ValidationFailed("Unknown region", errors=[field_error(["body", "region_id"], "no such region")])
-    doc = {"_id": str(uuid.uuid4()), **body.model_dump(), "head_user_id": None, "created_at": services.clock.now()}
-
-    async def work(uow: UnitOfWork) -> None:
-        await org.insert_branch(uow.db, doc, uow.session)
-        uow.emit(BranchCreated(branch_id=doc["_id"], code=body.code, region_id=body.region_id,
-                               timezone=body.timezone),
-                 subject_type="branch", subject_id=doc["_id"], region_id=body.region_id)
-        uow.record("branch.create", "branch", doc["_id"], {"code": body.code, "name": body.name})
-
-    try:
-        await services.transact(actor(request), work)
-    except DuplicateKeyError:
-        raise Conflict(f"A branch with code {body.code} already exists") from None
+    doc = await organisation.create_branch(request.app[SERVICES], authz.principal(request), body, origin(request))
     return json_response(org.public_branch(doc), status=201)
+
+
+@router.patch(
+    "/api/v1/branches/{branch_id}",
+    summary="Change a branch. A new time zone moves the deadlines of its open work to the same local time; a new "
+            "geofence applies to later visits only; a new head moves to this branch (their sessions end)",
+    body=BranchUpdate, response=BranchPublic, roles=ADMIN_ONLY, extra_responses={404: "No such branch"},
+)
+async def update_branch(request: web.Request) -> web.Response:
+    body = await body_of(request, BranchUpdate)
+    doc = await organisation.update_branch(request.app[SERVICES], authz.principal(request),
+                                           match_info(request, "branch_id"), body, origin(request))
+    return json_response(org.public_branch(doc))
+
+
+@router.post(
+    "/api/v1/branches/{branch_id}/close",
+    summary="Close a branch: no new visits are planned there; its open work is listed for compliance to finish "
+            "or cancel; its history stays",
+    body=Reason, response=BranchClosedPublic, roles=ADMIN_ONLY,
+    extra_responses={404: "No such branch", 409: "Already closed"},
+)
+async def close_branch(request: web.Request) -> web.Response:
+    body = await body_of(request, Reason)
+    doc, open_work = await organisation.close_branch(request.app[SERVICES], authz.principal(request),
+                                                     match_info(request, "branch_id"), body.reason, origin(request))
+    return json_response(BranchClosedPublic(
+        branch=BranchPublic.model_validate(org.public_branch(doc)),
+        open_work=OpenWork(
+            assignments=[AssignmentPublic.model_validate(programs.public_assignment(a, show_assignee=True))
+                         for a in open_work["assignments"]],
+            audits=[{"id": a["_id"], "status": a["status"], "program_id": a.get("program_id"),
+                     "started_at": a.get("started_at")} for a in open_work["audits"]],
+            rectifications=[{"id": r["_id"], "status": r["status"], "due_at": r.get("due_at")}
+                            for r in open_work["rectifications"]],
+        ),
+    ))
 
 
 @router.post("/api/v1/users", summary="Create a user", body=UserCreate, response=UserPublic, status=201,
