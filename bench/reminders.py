@@ -25,7 +25,7 @@ from server.clock import FakeClock
 from server.context import Services
 from server.db import ensure_indexes
 from server.embedded import EmbeddedMongo
-from server.jobs.scheduler import sweep_once
+from server.services.reminders import send_due_reminders as sweep_once
 from server.notify.channels import NoopChannel
 from server.settings import Settings
 

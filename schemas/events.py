@@ -55,6 +55,14 @@ def event(name: str, version: int = 1) -> Any:
     return register
 
 
+def event_name_of(model: type[BaseModel]) -> str:
+    """The event type a payload model is registered under."""
+    name = getattr(model, "__event_type__", None)
+    if name is None:
+        raise TypeError(f"{model.__name__} is not a registered event payload")
+    return str(name)
+
+
 def event_type_of(payload: BaseModel) -> tuple[str, int]:
     name = getattr(type(payload), "__event_type__", None)
     if name is None:

@@ -10,6 +10,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import time as clock_time
 from typing import Any, TypeVar
 
 import pymongo
@@ -20,6 +21,8 @@ from schemas.events import event_type_of
 from server.clock import Clock
 from server.db import Client, Database, Doc
 from server.domain.audit_access import pseudonym_key
+from server.domain.deadlines import parse_local_time
+from server.domain.reminders import ReminderPolicy
 from server.http.metrics import Metrics
 from server.security import Passwords
 from server.sessions import SessionReaper, cut_off_by_network
@@ -74,6 +77,24 @@ class Services:
     def pseudonym_key(self) -> bytes:
         """The key of the stable pseudonyms branch roles see instead of a mystery shopper (server secret)."""
         return pseudonym_key(self.jwt_secret)
+
+    @functools.cached_property
+    def reminder_policy(self) -> ReminderPolicy:
+        """The reminder and escalation schedule, from the settings."""
+        s = self.settings
+        return ReminderPolicy.from_text(
+            before_hours=s.reminder_before_hours,
+            overdue_every_hours=s.reminder_overdue_every_hours,
+            regional_after_hours=s.escalate_regional_after_hours,
+            compliance_after_hours=s.escalate_compliance_after_hours,
+            quiet_hours=s.quiet_hours,
+            digest_at=s.digest_local_time,
+        )
+
+    @functools.cached_property
+    def due_end_of_day(self) -> clock_time:
+        """The local time at which a deadline's day ends."""
+        return parse_local_time(self.settings.due_end_of_day)
 
     async def transact(self, actor: ActorInfo, work: Callable[[UnitOfWork], Awaitable[T]]) -> T:
         """Run `work` in a transaction with its events and trail entries (retried on transient conflicts)."""

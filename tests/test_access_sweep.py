@@ -198,7 +198,7 @@ async def _released_audit(api: Api, services: Services, clock: FakeClock, object
     assert released is not None
 
     async def work(uow: UnitOfWork) -> None:
-        await rect_handler.dispatch(uow, released)
+        await rect_handler.HANDLERS[0].handle(uow, released)
 
     await services.transact(ActorInfo.system("dispatcher"), work)
     finding = await db.findings.find_one({"audit_id": audit_id, "item_id": "hall_clean"})

@@ -11,7 +11,7 @@ from aiohttp import ClientResponse
 from server.app import bootstrap
 from server.clock import FakeClock
 from server.context import ActorInfo, Services, UnitOfWork
-from server.handlers.notifications import on_rectification_event, on_webhook_disabled
+from server.handlers.notifications import HANDLERS as NOTIFICATION_HANDLERS
 from server.notify.channels import InAppChannel, channels_of, deliver, load_recipients
 from server.notify.messages import Message, render
 from server.notify.stream import notifier_of
@@ -101,7 +101,7 @@ async def test_admin_alert_when_a_webhook_is_disabled(services: Services, demo: 
                          "last_error": "HTTP 500"}}
 
     async def work(uow: UnitOfWork) -> None:
-        await on_webhook_disabled(uow, event)
+        await NOTIFICATION_HANDLERS[1].handle(uow, event)
 
     await services.transact(ActorInfo.system("dispatcher"), work)
     alerts = await services.db.notifications.find({"kind": "admin.webhook_disabled"}).to_list()
@@ -119,7 +119,7 @@ async def test_submission_notifies_the_inspector(api: Api, services: Services) -
     assert event is not None
 
     async def work(uow: UnitOfWork) -> None:
-        await on_rectification_event(uow, event)
+        await NOTIFICATION_HANDLERS[0].handle(uow, event)
 
     await services.transact(ActorInfo.system("dispatcher"), work)
     inbox = await api.json("GET", INBOX, "inspector", expect=200)

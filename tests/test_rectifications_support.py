@@ -108,7 +108,7 @@ def released_event(audit_id: str, branch: Doc, finding_ids: list[str], released:
 
 async def run_handler(services: Services, event: Doc) -> None:
     async def work(uow: UnitOfWork) -> None:
-        await handler.dispatch(uow, event)
+        await handler.HANDLERS[0].handle(uow, event)
 
     await services.transact(ActorInfo.system("dispatcher"), work)
 

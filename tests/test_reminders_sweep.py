@@ -8,9 +8,11 @@ from datetime import UTC, datetime, timedelta
 
 from server.app import bootstrap
 from server.clock import FakeClock
-from server.context import ActorInfo, Services, UnitOfWork
-from server.handlers import rectifications as workflow
-from server.jobs.scheduler import digest_once, sweep_once
+from server.context import Services
+from server.http.authz import principal_from_user
+from server.services import rectifications as commands
+from server.services.reminders import send_digests as digest_once
+from server.services.reminders import send_due_reminders as sweep_once
 from server.settings import Settings
 from tests.test_rectifications_support import Org, add_after_photo, load_org, publish_checklist, release_audit
 
@@ -77,17 +79,13 @@ async def test_verified_and_submitted_items_stop_reminding(services: Services, d
     org, rect = await setup(services)
     await add_after_photo(services, str(rect["_id"]))
 
-    async def submit(uow: UnitOfWork) -> object:
-        return await workflow.submit(uow, str(rect["_id"]), "cleaned")
-
-    await services.transact(ActorInfo(org.user("ljz.head"), "branch_head"), submit)
+    head = principal_from_user(await services.db.users.find_one({"_id": org.user("ljz.head")}) or {})
+    await commands.submit_fix(services, head, commands.SubmitFix(str(rect["_id"]), "cleaned"))
     clock.set(DUE + timedelta(days=5))
     assert await sweep_once(services, clock.now()) == 0
 
-    async def verify(uow: UnitOfWork) -> object:
-        return await workflow.verify(uow, str(rect["_id"]), "ok")
-
-    await services.transact(ActorInfo(org.user("inspector"), "inspector"), verify)
+    inspector = principal_from_user(await services.db.users.find_one({"_id": org.user("inspector")}) or {})
+    await commands.verify_fix(services, inspector, commands.VerifyFix(str(rect["_id"]), "ok"))
     stored = await services.db.rectifications.find_one({"_id": rect["_id"]})
     assert stored is not None and "next_reminder_at" not in stored
     assert await sweep_once(services, clock.now()) == 0

@@ -5,24 +5,23 @@ from __future__ import annotations
 
 from typing import Any
 
+from schemas.events import WebhookSubscriptionDisabled, event_name_of
+from schemas.rectification_events import (
+    RectificationCancelled,
+    RectificationCreated,
+    RectificationEventBase,
+    RectificationExtensionDecided,
+    RectificationExtensionRequested,
+    RectificationRejected,
+    RectificationSubmitted,
+    RectificationVerified,
+)
 from server.context import UnitOfWork
 from server.db import Doc
-from server.handlers.base import EventHandler
+from server.handlers.base import on, reacting
 from server.notify import channels as notify
 from server.notify.messages import format_local, rectification_data, rectification_params, render
 from server.storage import rectifications as store
-
-RECTIFICATION_EVENTS = frozenset(
-    {
-        "rectification.created",
-        "rectification.submitted",
-        "rectification.verified",
-        "rectification.rejected",
-        "rectification.extension_requested",
-        "rectification.extension_decided",
-        "rectification.cancelled",
-    }
-)
 
 
 async def _verifiers(uow: UnitOfWork, rect: Doc) -> list[str]:
@@ -40,33 +39,26 @@ async def _approvers(uow: UnitOfWork, rect: Doc) -> list[str]:
     return await notify.users_with_role(uow.db, "compliance")
 
 
-async def _audience(
-    uow: UnitOfWork, event_type: str, rect: Doc, payload: dict[str, Any]
-) -> tuple[str, list[str]]:
+async def _audience(uow: UnitOfWork, payload: RectificationEventBase, rect: Doc) -> tuple[str, list[str]]:
     """(message kind, recipient ids) for a rectification event."""
     assignee = [rect["assignee_id"]] if rect.get("assignee_id") else []
-    if event_type == "rectification.created":
-        return ("rectification.created", assignee) if payload.get("status") == "open" else ("", [])
-    if event_type == "rectification.submitted":
+    if isinstance(payload, RectificationCreated):
+        return ("rectification.created", assignee) if payload.status == "open" else ("", [])
+    if isinstance(payload, RectificationSubmitted):
         return "rectification.submitted", await _verifiers(uow, rect)
-    if event_type == "rectification.extension_requested":
+    if isinstance(payload, RectificationExtensionRequested):
         return "rectification.extension_requested", await _approvers(uow, rect)
-    if event_type == "rectification.extension_decided":
-        kind = (
-            "rectification.extension_approved"
-            if payload.get("approved")
-            else "rectification.extension_refused"
-        )
-        return kind, assignee
-    return event_type, assignee  # verified, rejected, cancelled
+    if isinstance(payload, RectificationExtensionDecided):
+        approved = "rectification.extension_approved" if payload.approved else "rectification.extension_refused"
+        return approved, assignee
+    return event_name_of(type(payload)), assignee  # verified, rejected, cancelled
 
 
-async def on_rectification_event(uow: UnitOfWork, event: Doc) -> None:
-    payload = event.get("payload") or {}
-    rect = await store.by_id(uow.db, payload.get("rectification_id", ""), uow.session)
+async def rectification_changed(uow: UnitOfWork, payload: RectificationEventBase, event: Doc) -> None:
+    rect = await store.by_id(uow.db, payload.rectification_id, uow.session)
     if rect is None:
         return
-    kind, recipient_ids = await _audience(uow, event["type"], rect, payload)
+    kind, recipient_ids = await _audience(uow, payload, rect)
     # Nobody is told about their own action.
     actor_id = (event.get("actor") or {}).get("id")
     recipients = await notify.load_recipients(uow.db, [r for r in recipient_ids if r != actor_id])
@@ -76,7 +68,7 @@ async def on_rectification_event(uow: UnitOfWork, event: Doc) -> None:
     extension = rect.get("extension") or {}
     for recipient in recipients.values():
         extra: dict[str, Any] = {
-            "comment": payload.get("comment") or "",
+            "comment": getattr(payload, "comment", "") or "",
             "reason": extension.get("reason", ""),
         }
         if extension.get("requested_due_at"):
@@ -90,9 +82,8 @@ async def on_rectification_event(uow: UnitOfWork, event: Doc) -> None:
         await notify.deliver(uow, recipient, message, channels)
 
 
-async def on_webhook_disabled(uow: UnitOfWork, event: Doc) -> None:
+async def webhook_disabled(uow: UnitOfWork, disabled: WebhookSubscriptionDisabled, event: Doc) -> None:
     """Admins own integrations: tell each of them in-app (and by their other channels)."""
-    payload = event.get("payload") or {}
     admins = await notify.load_recipients(uow.db, await notify.users_with_role(uow.db, "admin"))
     channels = notify.channels_of(uow.services)
     for recipient in admins.values():
@@ -100,16 +91,30 @@ async def on_webhook_disabled(uow: UnitOfWork, event: Doc) -> None:
             "admin.webhook_disabled",
             recipient.language,
             {
-                "url": payload.get("url", ""),
-                "failures": payload.get("consecutive_failures", ""),
-                "error": payload.get("last_error") or "-",
+                "url": disabled.url,
+                "failures": disabled.consecutive_failures,
+                "error": disabled.last_error or "-",
             },
-            data={"subscription_id": payload.get("subscription_id"), "event_id": event["_id"]},
+            data={"subscription_id": disabled.subscription_id, "event_id": event["_id"]},
         )
         await notify.deliver(uow, recipient, message, channels)
 
 
 HANDLERS = [
-    EventHandler("notifications", RECTIFICATION_EVENTS, on_rectification_event),
-    EventHandler("admin-alerts", frozenset({"webhook.subscription_disabled"}), on_webhook_disabled),
+    reacting(
+        "notifications",
+        *(
+            on(payload, rectification_changed)
+            for payload in (
+                RectificationCreated,
+                RectificationSubmitted,
+                RectificationVerified,
+                RectificationRejected,
+                RectificationExtensionRequested,
+                RectificationExtensionDecided,
+                RectificationCancelled,
+            )
+        ),
+    ),
+    reacting("admin-alerts", on(WebhookSubscriptionDisabled, webhook_disabled)),
 ]

@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
+from schemas.photo_events import PhotoUploaded
 from server.context import UnitOfWork
 from server.db import Doc
-from server.handlers.base import EventHandler
+from server.handlers.base import on, reacting
 from server.images.thumbnails import THUMBNAIL_SIZES
 from server.photos.variants import ensure_thumbnails
 from server.storage import photos as store
 
 
-async def make_thumbnails(uow: UnitOfWork, event: Doc) -> None:
+async def make_thumbnails(uow: UnitOfWork, uploaded: PhotoUploaded, _event: Doc) -> None:
     """Store every thumbnail size of the uploaded photo from one decode (deterministic GridFS ids make
     retries harmless)."""
-    photo = await store.photo(uow.db, event["payload"]["photo_id"], session=uow.session)
+    photo = await store.photo(uow.db, uploaded.photo_id, session=uow.session)
     if photo is None or photo.get("purged"):
         return  # deleted or purged before the event got here: nothing to make
     await ensure_thumbnails(uow.services, photo, THUMBNAIL_SIZES, session=uow.session)
 
 
-HANDLERS = [EventHandler("photo-thumbnails", frozenset({"photo.uploaded"}), make_thumbnails)]
+HANDLERS = [reacting("photo-thumbnails", on(PhotoUploaded, make_thumbnails))]

@@ -39,6 +39,19 @@ async def by_finding(db: Database, finding_id: str, session: AsyncClientSession 
     return await db.rectifications.find_one({"finding_id": finding_id}, session=session)
 
 
+async def open_findings_of(db: Database, audit_id: str, session: AsyncClientSession) -> list[Doc]:
+    """The findings of an audit that still need a fix (not overturned), in a stable order."""
+    return (
+        await db.findings.find({"audit_id": audit_id, "status": {"$ne": "overturned"}}, session=session)
+        .sort("_id", 1)
+        .to_list()
+    )
+
+
+async def branch_of(db: Database, branch_id: str, session: AsyncClientSession) -> Doc | None:
+    return await db.branches.find_one({"_id": branch_id}, session=session)
+
+
 async def create_once(db: Database, doc: Doc, session: AsyncClientSession) -> bool:
     """Insert unless the finding already has a rectification; True when this call created it."""
     fields = {k: v for k, v in doc.items() if k != "finding_id"}

@@ -1,8 +1,8 @@
-"""Rectifications: the branch head's list and the transitions of the fix workflow."""
+"""Rectifications: the branch head's list and the transitions of the fix workflow (parsed here, decided by
+server.services.rectifications)."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -19,30 +19,21 @@ from schemas.rectifications import (
     SubmitFix,
     VerifyFix,
 )
-from server.context import UnitOfWork
 from server.db import Doc
 from server.domain import rectification_rules as rules
 from server.domain.deadlines import local_iso
-from server.errors import NotFound
-from server.handlers import rectifications as workflow
 from server.http import authz
 from server.http.api import ApiRouter, body_of, json_response, match_info, query_of
-from server.http.request_meta import actor
+from server.http.request_meta import origin
 from server.keys import SERVICES
 from server.notify.messages import LANGUAGES, item_text
+from server.services import rectifications as commands
 from server.storage import rectifications as store
 
 router = ApiRouter("rectifications")
-VIEWERS = frozenset(
-    {
-        authz.ADMIN,
-        authz.COMPLIANCE,
-        authz.REGIONAL_MANAGER,
-        authz.BRANCH_HEAD,
-        authz.INSPECTOR,
-        authz.MYSTERY_SHOPPER,
-    }
-)
+VIEWERS = authz.HEAD_OFFICE | authz.BRANCH_SIDE | authz.FIELD_ROLES
+VERIFIERS = frozenset({authz.INSPECTOR, authz.COMPLIANCE})
+EXTENSION_DECIDERS = frozenset({authz.COMPLIANCE, authz.REGIONAL_MANAGER})
 SHOPPER_PSEUDONYM = "mystery-shopper"
 CONFLICT = {409: "Not allowed in the current state", 404: "Unknown or outside the caller's scope"}
 
@@ -59,9 +50,9 @@ def _language(request: web.Request, explicit: str | None, who: authz.Principal) 
 
 
 def _mask(who: authz.Principal, rect: Doc, value: Any) -> Any:
-    """Branch roles never learn who the mystery shopper was."""
+    """Branch-side roles never learn who the mystery shopper was."""
     if (
-        who.is_branch_staff
+        who.is_branch_side
         and rect.get("auditor_role") == "mystery_shopper"
         and value
         and value == rect.get("inspector_id")
@@ -157,15 +148,6 @@ async def list_rectifications(request: web.Request) -> web.Response:
     )
 
 
-async def _visible(request: web.Request) -> tuple[Doc, authz.Principal]:
-    services = request.app[SERVICES]
-    who = authz.principal(request)
-    rect = await store.by_id(services.db, match_info(request, "rect_id"))
-    if rect is None or not authz.can_view_rectification(who, rect):
-        raise NotFound("Rectification not found")
-    return rect, who
-
-
 async def _respond(request: web.Request, rect: Doc, who: authz.Principal) -> web.Response:
     services = request.app[SERVICES]
     findings = await store.findings_by_id(services.db, [rect["finding_id"]])
@@ -185,17 +167,9 @@ async def _respond(request: web.Request, rect: Doc, who: authz.Principal) -> web
     extra_responses={404: CONFLICT[404]},
 )
 async def get_rectification(request: web.Request) -> web.Response:
-    rect, who = await _visible(request)
+    who = authz.principal(request)
+    rect = await commands.visible_rectification(request.app[SERVICES], who, match_info(request, "rect_id"))
     return await _respond(request, rect, who)
-
-
-async def _transition(
-    request: web.Request, work: Callable[[UnitOfWork, str], Awaitable[Doc]]
-) -> web.Response:
-    services = request.app[SERVICES]
-    rect, who = await _visible(request)
-    changed = await services.transact(actor(request), lambda uow: work(uow, rect["_id"]))
-    return await _respond(request, changed, who)
 
 
 @router.post(
@@ -203,12 +177,15 @@ async def _transition(
     summary="Branch head submits the fix (needs a photo)",
     body=SubmitFix,
     response=RectificationDetail,
-    roles={authz.BRANCH_HEAD},
+    roles=authz.BRANCH_ROLES,
     extra_responses={**CONFLICT, 422: "No after photo yet"},
 )
 async def submit_rectification(request: web.Request) -> web.Response:
     body = await body_of(request, SubmitFix)
-    return await _transition(request, lambda uow, rect_id: workflow.submit(uow, rect_id, body.note))
+    command = commands.SubmitFix(match_info(request, "rect_id"), body.note)
+    who = authz.principal(request)
+    changed = await commands.submit_fix(request.app[SERVICES], who, command, origin=origin(request))
+    return await _respond(request, changed, who)
 
 
 @router.post(
@@ -216,12 +193,15 @@ async def submit_rectification(request: web.Request) -> web.Response:
     summary="Inspector or compliance accepts the fix",
     body=VerifyFix,
     response=RectificationDetail,
-    roles={authz.INSPECTOR, authz.COMPLIANCE},
+    roles=VERIFIERS,
     extra_responses={**CONFLICT, 403: "The submitter cannot verify"},
 )
 async def verify_rectification(request: web.Request) -> web.Response:
     body = await body_of(request, VerifyFix)
-    return await _transition(request, lambda uow, rect_id: workflow.verify(uow, rect_id, body.comment))
+    command = commands.VerifyFix(match_info(request, "rect_id"), body.comment)
+    who = authz.principal(request)
+    changed = await commands.verify_fix(request.app[SERVICES], who, command, origin=origin(request))
+    return await _respond(request, changed, who)
 
 
 @router.post(
@@ -229,14 +209,15 @@ async def verify_rectification(request: web.Request) -> web.Response:
     summary="Send the fix back with a new deadline",
     body=RejectFix,
     response=RectificationDetail,
-    roles={authz.INSPECTOR, authz.COMPLIANCE},
+    roles=VERIFIERS,
     extra_responses={**CONFLICT, 403: "The submitter cannot reject"},
 )
 async def reject_rectification(request: web.Request) -> web.Response:
     body = await body_of(request, RejectFix)
-    return await _transition(
-        request, lambda uow, rect_id: workflow.reject(uow, rect_id, body.comment, body.due_at)
-    )
+    command = commands.RejectFix(match_info(request, "rect_id"), body.comment, body.due_at)
+    who = authz.principal(request)
+    changed = await commands.reject_fix(request.app[SERVICES], who, command, origin=origin(request))
+    return await _respond(request, changed, who)
 
 
 @router.post(
@@ -244,15 +225,15 @@ async def reject_rectification(request: web.Request) -> web.Response:
     summary="Branch head asks for a later deadline",
     body=ExtensionRequest,
     response=RectificationDetail,
-    roles={authz.BRANCH_HEAD},
+    roles=authz.BRANCH_ROLES,
     extra_responses=CONFLICT,
 )
 async def request_extension(request: web.Request) -> web.Response:
     body = await body_of(request, ExtensionRequest)
-    return await _transition(
-        request,
-        lambda uow, rect_id: workflow.request_extension(uow, rect_id, body.requested_due_at, body.reason),
-    )
+    command = commands.RequestExtension(match_info(request, "rect_id"), body.requested_due_at, body.reason)
+    who = authz.principal(request)
+    changed = await commands.request_extension(request.app[SERVICES], who, command, origin=origin(request))
+    return await _respond(request, changed, who)
 
 
 @router.post(
@@ -260,11 +241,12 @@ async def request_extension(request: web.Request) -> web.Response:
     summary="Compliance or the regional manager approves or refuses an extension",
     body=ExtensionDecision,
     response=RectificationDetail,
-    roles={authz.COMPLIANCE, authz.REGIONAL_MANAGER},
+    roles=EXTENSION_DECIDERS,
     extra_responses=CONFLICT,
 )
 async def decide_extension(request: web.Request) -> web.Response:
     body = await body_of(request, ExtensionDecision)
-    return await _transition(
-        request, lambda uow, rect_id: workflow.decide_extension(uow, rect_id, body.approve, body.comment)
-    )
+    command = commands.DecideExtension(match_info(request, "rect_id"), body.approve, body.comment)
+    who = authz.principal(request)
+    changed = await commands.decide_extension(request.app[SERVICES], who, command, origin=origin(request))
+    return await _respond(request, changed, who)
