@@ -54,9 +54,11 @@ class ProgramPublic(BaseModel):
     visits_per_branch: int
     channel: Channel
     covert: bool
-    created_by: str
+    created_by: str | None = None
     created_at: datetime
     assignments_generated: bool = False
+    cancelled_at: datetime | None = None
+    cancelled_reason: str | None = None
 
 
 class AssignmentPublic(BaseModel):

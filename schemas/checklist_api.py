@@ -98,6 +98,7 @@ class ChecklistSummary(BaseModel):
     default_language: Language
     channel: Channel
     updated_at: datetime
+    retired: bool = Field(default=False, description="A retired checklist starts no new audits or programs")
 
 
 class ChecklistList(RootModel[list[ChecklistSummary]]):

@@ -131,6 +131,11 @@ async def test_deactivation_locks_out_at_once_and_hands_visits_back_to_complianc
     await api.login(other, password)
     r = await api.call("POST", f"/api/v1/audits/{audit_id}/submit", other)
     assert r.status == 404
+    # Compliance gives a returned visit to someone else.
+    replacement = await user_id(services, other)
+    moved = await api.json("PATCH", f"/api/v1/assignments/{not_started[0]}", "compliance", expect=200,
+                           json={"assignee_id": replacement})
+    assert moved["assignee_id"] == replacement
 
 
 @pytest.fixture

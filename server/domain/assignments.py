@@ -202,3 +202,49 @@ def branch_slot_info(doc: Mapping[str, object]) -> BranchSlotInfo:
         closes=parse_hhmm(str(hours.get("close", "17:00"))),
         weekdays=tuple(int(d) for d in hours.get("weekdays", [0, 1, 2, 3, 4])),
     )
+
+
+# --- changing one planned visit ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VisitProblem:
+    field: str
+    message: str
+
+
+def window_problems(branch: BranchSlotInfo, start: datetime, end: datetime, starts_on: date,
+                    ends_on: date) -> list[VisitProblem]:
+    """A moved visit's window: after its start, within one opening day of the branch, in local opening hours,
+    and within the program's period (the branch's local dates)."""
+    if end <= start:
+        return [VisitProblem("window_end", "the window ends before it starts")]
+    zone = ZoneInfo(branch.timezone)
+    local_start, local_end = start.astimezone(zone), end.astimezone(zone)
+    problems: list[VisitProblem] = []
+    if not starts_on <= local_start.date() <= ends_on:
+        problems.append(VisitProblem("window_start", f"outside the program's period {starts_on} to {ends_on}"))
+    if local_start.weekday() not in branch.weekdays:
+        problems.append(VisitProblem("window_start", "the branch is closed that day"))
+    if (local_start.date() != local_end.date() or local_start.time() < branch.opens
+            or local_end.time() > branch.closes):
+        problems.append(VisitProblem(
+            "window_start" if not branch.opens <= local_start.time() < branch.closes else "window_end",
+            f"outside the branch's opening hours {branch.opens:%H:%M}-{branch.closes:%H:%M} local time"))
+    return problems
+
+
+def assignee_problems(person: Person, *, branch_id: str, covert: bool, previous_visitor: str | None,
+                      booked: Sequence[tuple[datetime, datetime]], start: datetime,
+                      end: datetime) -> list[VisitProblem]:
+    """The planning rules for one person on one visit: never their own home branch, a shopper never twice in
+    a row at a branch (they would be recognised), and no other visit of theirs within TRAVEL."""
+    problems: list[VisitProblem] = []
+    if person.home_branch_id == branch_id:
+        problems.append(VisitProblem("assignee_id", "nobody visits their own home branch (conflict of interest)"))
+    if covert and previous_visitor == person.id:
+        problems.append(VisitProblem("assignee_id", "this shopper made the branch's previous visit"))
+    if not Rotation(booked={person.id: list(booked)}).is_free(person.id, start, end):
+        problems.append(VisitProblem(
+            "assignee_id", f"already booked within {int(TRAVEL.total_seconds() // 60)} minutes of this window"))
+    return problems

@@ -143,3 +143,14 @@ async def point_to(db: Database, checklist: Checklist, version: int, now: dateti
         upsert=True,
         session=session,
     )
+
+
+async def pointer(db: Database, key: str, session: AsyncClientSession | None = None) -> Doc | None:
+    """A checklist's pointer document (current version, retired or not)."""
+    return await db.checklists.find_one({"_id": key}, session=session)
+
+
+async def set_retired(db: Database, key: str, retired: dict[str, Any] | None, session: AsyncClientSession) -> None:
+    """Retire (`retired` holds when, why and by whom) or restore (None) a checklist."""
+    update = {"$set": {"retired": retired}} if retired else {"$unset": {"retired": ""}}
+    await db.checklists.update_one({"_id": key}, update, session=session)

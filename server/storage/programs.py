@@ -39,6 +39,8 @@ def public_program(doc: Doc) -> dict[str, Any]:
         "created_by": doc["created_by"],
         "created_at": doc["created_at"],
         "assignments_generated": bool(doc.get("assignments_generated_at")),
+        "cancelled_at": doc.get("cancelled_at"),
+        "cancelled_reason": doc.get("cancelled_reason"),
     }
 
 

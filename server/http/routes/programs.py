@@ -1,12 +1,14 @@
-"""Programs (campaigns of visits) and the assignments generated from them."""
+"""Programs (campaigns of visits) and the assignments generated from them: parse, call
+server.services.programs, serialize."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from aiohttp import web
-from pymongo.errors import DuplicateKeyError
 
+from schemas.admin import AssignmentUpdate, ProgramUpdate, Reason
+from schemas.admin import ProgramCancelled as ProgramCancelledPublic
 from schemas.audits import (
     AssignmentList,
     AssignmentPublic,
@@ -15,18 +17,16 @@ from schemas.audits import (
     ProgramPublic,
 )
 from schemas.common import Page, PageQuery
-from server.context import UnitOfWork
-from server.errors import NotFound, ValidationFailed, field_error
+from server.errors import NotFound
 from server.http import authz
 from server.http.api import ApiRouter, body_of, json_response, match_info, query_of
-from server.http.request_meta import actor
-from server.http.routes.audits import current_checklist
+from server.http.request_meta import origin
 from server.keys import SERVICES
-from server.planning import plan_program, program_document
-from server.storage import org, programs
+from server.services import programs as planning
+from server.storage import programs
 
 router = ApiRouter("programs")
-PLANNERS = frozenset({authz.COMPLIANCE, authz.ADMIN})
+PLANNERS = planning.PLANNERS
 
 
 @router.post(
@@ -36,43 +36,16 @@ PLANNERS = frozenset({authz.COMPLIANCE, authz.ADMIN})
     response=ProgramPublic,
     status=201,
     roles=PLANNERS,
+    extra_responses={422: "Unknown or retired checklist; unknown or closed branch; unknown region"},
 )
 async def create_program(request: web.Request) -> web.Response:
-    services = request.app[SERVICES]
     body = await body_of(request, ProgramCreate)
-    if await current_checklist(services, body.checklist_key) is None:
-        raise ValidationFailed(
-            "Unknown checklist", errors=[field_error(["body", "checklist_key"], "no published checklist")]
-        )
-    if body.branch_ids:
-        found = {b["_id"] for b in await org.branches_in(services.db, branch_ids=body.branch_ids)}
-        unknown = [b for b in body.branch_ids if b not in found]
-        if unknown:
-            raise ValidationFailed(
-                "Unknown branches",
-                errors=[
-                    field_error(["body", "branch_ids", body.branch_ids.index(b)], "no such branch") for b in unknown
-                ],
-            )
-    for index, region_id in enumerate(body.region_ids or []):
-        if await org.region(services.db, region_id) is None:
-            raise ValidationFailed(
-                "Unknown region", errors=[field_error(["body", "region_ids", index], "no such region")]
-            )
-    who = authz.principal(request)
-    doc = program_document(
-        name=body.name, checklist_key=body.checklist_key, branch_ids=body.branch_ids or [],
-        region_ids=body.region_ids or [], starts_on=body.starts_on, ends_on=body.ends_on,
-        visits_per_branch=body.visits_per_branch, channel=body.channel, covert=body.covert,
-        created_by=who.user_id, now=services.clock.now(),
-    )
+    doc = await planning.create_program(request.app[SERVICES], authz.principal(request), body, origin(request))
+    return json_response(_program(doc), status=201)
 
-    async def work(uow: UnitOfWork) -> None:
-        await programs.insert_program(uow.db, doc, uow.session)
-        uow.record("program.create", "program", doc["_id"], {"name": body.name, "covert": body.covert})
 
-    await services.transact(actor(request), work)
-    return json_response(ProgramPublic.model_validate(programs.public_program(doc)), status=201)
+def _program(doc: dict[str, Any]) -> ProgramPublic:
+    return ProgramPublic.model_validate(programs.public_program(doc))
 
 
 @router.get("/api/v1/programs", summary="List programs", query=PageQuery, response=Page[ProgramPublic], roles=PLANNERS)
@@ -80,7 +53,7 @@ async def list_programs(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
     q = query_of(request, PageQuery)
     docs, cursor = await programs.programs_page(services.db, q.limit, q.cursor)
-    items = [ProgramPublic.model_validate(programs.public_program(d)).model_dump(mode="json") for d in docs]
+    items = [_program(d).model_dump(mode="json") for d in docs]
     return json_response({"items": items, "next_cursor": cursor})
 
 
@@ -89,7 +62,7 @@ async def get_program(request: web.Request) -> web.Response:
     doc = await programs.program(request.app[SERVICES].db, match_info(request, "program_id"))
     if doc is None:
         raise NotFound("Program not found")
-    return json_response(ProgramPublic.model_validate(programs.public_program(doc)))
+    return json_response(_program(doc))
 
 
 @router.post(
@@ -100,34 +73,69 @@ async def get_program(request: web.Request) -> web.Response:
     roles=PLANNERS,
     extra_responses={
         200: "Already generated: the existing assignments",
+        409: "The program is cancelled",
         422: "Nobody eligible or no opening day",
     },
 )
 async def generate_assignments(request: web.Request) -> web.Response:
-    services = request.app[SERVICES]
-    db = services.db
-    program = await programs.program(db, match_info(request, "program_id"))
-    if program is None:
-        raise NotFound("Program not found")
-    if program.get("assignments_generated_at"):
-        return _assignment_list(await programs.assignments_of_program(db, program["_id"]), 200)
-    docs = await plan_program(db, program)
+    docs, created = await planning.generate_assignments(request.app[SERVICES], authz.principal(request),
+                                                        match_info(request, "program_id"), origin(request))
+    return _assignment_list(docs, 201 if created else 200)
 
-    async def work(uow: UnitOfWork) -> bool:
-        fresh = await uow.db.programs.find_one({"_id": program["_id"]}, session=uow.session)
-        if fresh is None or fresh.get("assignments_generated_at"):
-            return False
-        await programs.insert_assignments(uow.db, docs, program["_id"], uow.now, uow.session)
-        uow.record("program.generate_assignments", "program", program["_id"], {"assignments": len(docs)})
-        return True
 
-    try:
-        created = await services.transact(actor(request), work)
-    except DuplicateKeyError:
-        created = False  # a concurrent request generated the same (deterministic) assignments
-    if not created:
-        return _assignment_list(await programs.assignments_of_program(db, program["_id"]), 200)
-    return _assignment_list(docs, 201)
+@router.patch(
+    "/api/v1/programs/{program_id}",
+    summary="Rename a program or change its dates (planned visits must still fit the period)",
+    body=ProgramUpdate, response=ProgramPublic, roles=PLANNERS,
+    extra_responses={404: "No such program", 409: "Cancelled, or planned visits fall outside the new period"},
+)
+async def update_program(request: web.Request) -> web.Response:
+    body = await body_of(request, ProgramUpdate)
+    doc = await planning.update_program(request.app[SERVICES], authz.principal(request),
+                                        match_info(request, "program_id"), body, origin(request))
+    return json_response(_program(doc))
+
+
+@router.post(
+    "/api/v1/programs/{program_id}/cancel",
+    summary="Cancel a program: visits not started are cancelled; audits under way are kept and finish normally",
+    body=Reason, response=ProgramCancelledPublic, roles=PLANNERS,
+    extra_responses={404: "No such program", 409: "Already cancelled"},
+)
+async def cancel_program(request: web.Request) -> web.Response:
+    body = await body_of(request, Reason)
+    doc, cancelled, kept = await planning.cancel_program(request.app[SERVICES], authz.principal(request),
+                                                         match_info(request, "program_id"), body.reason,
+                                                         origin(request))
+    return json_response(ProgramCancelledPublic(program=_program(doc), cancelled_assignments=cancelled,
+                                                kept_assignments=kept))
+
+
+@router.patch(
+    "/api/v1/assignments/{assignment_id}",
+    summary="Give a visit not yet started to another person and/or move it to another window (the planning "
+            "rules apply: no home branch, no double booking with travel time, opening hours, the program's period)",
+    body=AssignmentUpdate, response=AssignmentPublic, roles=PLANNERS,
+    extra_responses={404: "No such assignment", 409: "Already started or cancelled", 422: "A planning rule refuses it"},
+)
+async def update_assignment(request: web.Request) -> web.Response:
+    body = await body_of(request, AssignmentUpdate)
+    doc = await planning.update_assignment(request.app[SERVICES], authz.principal(request),
+                                           match_info(request, "assignment_id"), body, origin(request))
+    return json_response(AssignmentPublic.model_validate(programs.public_assignment(doc, show_assignee=True)))
+
+
+@router.post(
+    "/api/v1/assignments/{assignment_id}/cancel",
+    summary="Cancel a visit not yet started",
+    body=Reason, response=AssignmentPublic, roles=PLANNERS,
+    extra_responses={404: "No such assignment", 409: "Already started or cancelled"},
+)
+async def cancel_assignment(request: web.Request) -> web.Response:
+    body = await body_of(request, Reason)
+    doc = await planning.cancel_assignment(request.app[SERVICES], authz.principal(request),
+                                           match_info(request, "assignment_id"), body.reason, origin(request))
+    return json_response(AssignmentPublic.model_validate(programs.public_assignment(doc, show_assignee=True)))
 
 
 def _assignment_list(docs: list[dict[str, Any]], status: int) -> web.Response:
