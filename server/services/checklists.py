@@ -31,6 +31,15 @@ def is_retired(pointer: Doc | None) -> bool:
     return bool(pointer and pointer.get("retired"))
 
 
+async def ensure_not_retired(services: Services, key: str,
+                             loc: tuple[str | int, ...] = ("body", "checklist_key")) -> None:
+    """422 naming `loc` when `key` is retired: the one check before new work (an audit, a program) pins any of
+    its versions. Audits already started never call it, so they finish normally."""
+    if is_retired(await store.pointer(services.db, key)):
+        raise ValidationFailed(f"Checklist {key} is retired",
+                               errors=[field_error(list(loc), "the checklist is retired: no new audits")])
+
+
 async def pinnable_checklist(services: Services, key: str,
                              loc: tuple[str | int, ...] = ("body", "checklist_key")) -> tuple[Checklist, int]:
     """The version new work of `key` pins (the current one), or 422 naming `loc` when the key was never

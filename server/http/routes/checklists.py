@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from schemas.admin import ChecklistState, ChecklistValidation, DefinitionError, OptionalReason
 from schemas.checklist import LANGUAGES
 from schemas.checklist_api import (
     ChecklistLanguageQuery,
@@ -14,12 +15,12 @@ from schemas.checklist_api import (
 )
 from server.checklists import serving
 from server.checklists.loading import load_text
-from server.checklists.publishing import publish
 from server.errors import NotFound, PayloadTooLarge, UnsupportedMediaType, ValidationFailed
 from server.http import authz
-from server.http.api import ApiRouter, json_response, match_info, query_of
-from server.http.request_meta import actor
+from server.http.api import ApiRouter, body_of, json_response, match_info, query_of
+from server.http.request_meta import origin
 from server.keys import SERVICES
+from server.services import checklists as commands
 from server.storage import checklists as store
 
 router = ApiRouter("checklists")
@@ -46,6 +47,7 @@ async def list_checklists(request: web.Request) -> web.Response:
             "default_language": doc.get("default_language", "zh-CN"),
             "channel": doc["channel"],
             "updated_at": doc["updated_at"],
+            "retired": commands.is_retired(doc),
         })
     return json_response(ChecklistList.model_validate(summaries), headers={"Vary": "Accept-Language"})
 
@@ -93,13 +95,8 @@ async def list_checklist_versions(request: web.Request) -> web.Response:
     return json_response(ChecklistVersionList.model_validate(versions))
 
 
-@router.post("/api/v1/checklists", summary="Publish a checklist definition (YAML or JSON)",
-             response=ChecklistPublishOutcome, status=201, roles=ADMIN_ONLY, raw_body=True,
-             body_content_types=(*YAML_TYPES, "application/json"),
-             extra_responses={200: "Unchanged: equal to the current version, nothing published",
-                              422: "Invalid definition: every problem with loc, msg and line"})
-async def publish_checklist(request: web.Request) -> web.Response:
-    services = request.app[SERVICES]
+async def _definition_text(request: web.Request) -> tuple[str, bool]:
+    """The uploaded definition and whether it is JSON (YAML otherwise); 415, 413 or 422 when unreadable."""
     content_type = request.content_type
     if content_type not in (*YAML_TYPES, "application/json"):
         raise UnsupportedMediaType(f"Send the definition as application/yaml or application/json, "
@@ -109,22 +106,68 @@ async def publish_checklist(request: web.Request) -> web.Response:
     except web.HTTPRequestEntityTooLarge:
         raise PayloadTooLarge(f"Definition larger than {request.client_max_size} bytes") from None
     try:
-        text = raw.decode("utf-8")
+        return raw.decode("utf-8"), content_type == "application/json"
     except UnicodeDecodeError:
         error = {"loc": ["body"], "path": "", "msg": "the definition is not UTF-8", "line": None}
         raise ValidationFailed("The definition is not UTF-8", errors=[error]) from None
-    loaded = load_text(text, "body", json_body=content_type == "application/json")
+
+
+@router.post("/api/v1/checklists", summary="Publish a checklist definition (YAML or JSON)",
+             response=ChecklistPublishOutcome, status=201, roles=ADMIN_ONLY, raw_body=True,
+             body_content_types=(*YAML_TYPES, "application/json"),
+             extra_responses={200: "Unchanged: equal to the current version, nothing published",
+                              422: "Invalid definition: every problem with loc, msg and line"})
+async def publish_checklist(request: web.Request) -> web.Response:
+    services = request.app[SERVICES]
+    who = authz.principal(request)
+    text, json_body = await _definition_text(request)
+    loaded = load_text(text, "body", json_body=json_body)
     if loaded.checklist is None:
         problems = loaded.problems
         plural = "s" if len(problems) != 1 else ""
-        raise ValidationFailed(
-            f"The definition has {len(problems)} problem{plural}; nothing was published",
-            errors=[{"loc": ["body", *p.loc], "path": p.path, "msg": p.message, "line": p.line}
-                    for p in problems],
-        )
-    result = await publish(services, loaded.checklist, actor(request))
+        raise ValidationFailed(f"The definition has {len(problems)} problem{plural}; nothing was published",
+                               errors=commands.problem_entries(problems))
+    result = await commands.publish_checklist(services, who, loaded.checklist, origin(request))
     outcome = ChecklistPublishOutcome(key=result.key, version=result.version, created=result.created,
                                       content_hash=result.content_hash,
                                       item_count=len(loaded.checklist.items()))
     location = f"/api/v1/checklists/{result.key}/versions/{result.version}"
     return json_response(outcome, status=201 if result.created else 200, headers={"Location": location})
+
+
+@router.post("/api/v1/checklists/validate",
+             summary="Check a definition (YAML or JSON) without publishing: every problem with its line and path, "
+                     "and when valid a preview in zh-CN, en and es as the phone will show it",
+             response=ChecklistValidation, roles=ADMIN_ONLY, raw_body=True,
+             body_content_types=(*YAML_TYPES, "application/json"))
+async def validate_checklist(request: web.Request) -> web.Response:
+    text, json_body = await _definition_text(request)
+    checked = commands.validate_definition(authz.principal(request), text, json_body=json_body)
+    checklist = checked.loaded.checklist
+    return json_response(ChecklistValidation(
+        valid=checklist is not None,
+        key=checklist.key if checklist else None,
+        item_count=len(checklist.items()) if checklist else None,
+        errors=[DefinitionError.model_validate(e) for e in commands.problem_entries(checked.loaded.problems)],
+        preview=checked.preview,
+    ))
+
+
+@router.post("/api/v1/checklists/{key}/retire",
+             summary="Retire a checklist: it starts no new audits or programs; audits pinned to it finish normally",
+             body=OptionalReason, response=ChecklistState, roles=ADMIN_ONLY,
+             extra_responses={404: "No such checklist", 409: "Already retired"})
+async def retire_checklist(request: web.Request) -> web.Response:
+    body = await body_of(request, OptionalReason) if request.can_read_body else OptionalReason()
+    pointer = await commands.retire_checklist(request.app[SERVICES], authz.principal(request),
+                                              match_info(request, "key"), body.reason, origin(request))
+    return json_response(ChecklistState.model_validate(commands.checklist_state(pointer)))
+
+
+@router.post("/api/v1/checklists/{key}/restore", summary="Restore a retired checklist: new audits may start again",
+             response=ChecklistState, roles=ADMIN_ONLY,
+             extra_responses={404: "No such checklist", 409: "Not retired"})
+async def restore_checklist(request: web.Request) -> web.Response:
+    pointer = await commands.restore_checklist(request.app[SERVICES], authz.principal(request),
+                                               match_info(request, "key"), origin(request))
+    return json_response(ChecklistState.model_validate(commands.checklist_state(pointer)))
