@@ -130,7 +130,8 @@ class DeliveryWorker(PollingLoop):
     async def _post(self, subscription: Doc, delivery: Doc) -> AttemptOutcome:
         body = delivery["body"].encode("utf-8")
         timestamp = int(self.services.clock.now().timestamp())
-        headers = signing.headers(subscription["secret"], delivery["event_id"], timestamp, body)
+        secrets = signing.signing_secrets(subscription, self.services.clock.now())  # two during a rotation
+        headers = signing.headers(secrets, delivery["event_id"], timestamp, body)
         started = time.perf_counter()
 
         def elapsed() -> float:

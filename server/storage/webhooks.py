@@ -206,3 +206,38 @@ def public_delivery(doc: Doc) -> dict[str, Any]:
         "last_error": doc.get("last_error"),
         "log": doc.get("log", []),
     }
+
+
+# --- administration --------------------------------------------------------------------------------
+
+
+async def subscription_in(db: Database, subscription_id: str, session: AsyncClientSession) -> Doc | None:
+    return await db.webhook_subscriptions.find_one({"_id": subscription_id}, session=session)
+
+
+async def set_subscription_fields(db: Database, subscription_id: str, changes: dict[str, Any],
+                                  session: AsyncClientSession, unset: list[str] | None = None) -> None:
+    update: dict[str, Any] = {"$set": changes}
+    if unset:
+        update["$unset"] = {name: "" for name in unset}
+    await db.webhook_subscriptions.update_one({"_id": subscription_id}, update, session=session)
+
+
+async def cancel_pending(db: Database, subscription_id: str, now: datetime, reason: str,
+                         session: AsyncClientSession) -> None:
+    await db.webhook_deliveries.update_many(
+        {"subscription_id": subscription_id, "status": PENDING},
+        {"$set": {"status": CANCELLED, "cancelled_at": now, "last_error": reason}}, session=session)
+
+
+async def delivery_in(db: Database, delivery_id: str, session: AsyncClientSession) -> Doc | None:
+    return await db.webhook_deliveries.find_one({"_id": delivery_id}, {"body": 0}, session=session)
+
+
+async def deliver_again(db: Database, delivery_id: str, now: datetime, session: AsyncClientSession) -> None:
+    """Queue a finished delivery once more, now, with a fresh attempt budget (its log stays)."""
+    await db.webhook_deliveries.update_one(
+        {"_id": delivery_id},
+        {"$set": {"status": PENDING, "attempts": 0, "next_attempt_at": now, "redelivered_at": now},
+         "$unset": {"claim": "", "claimed_by": "", "cancelled_at": ""}},
+        session=session)

@@ -2,59 +2,30 @@
 
 from __future__ import annotations
 
-import uuid
-from typing import Any
-
 from aiohttp import web
 
+from schemas.admin import WebhookSecretRotated, WebhookUpdate
 from schemas.backbone import WebhookCreate, WebhookCreated, WebhookDeliveryPublic, WebhookPublic
 from schemas.common import Page, PageQuery
-from server.context import UnitOfWork
-from server.errors import NotFound, ValidationFailed, field_error
+from server.errors import NotFound
 from server.http import authz
 from server.http.api import ApiRouter, body_of, json_response, match_info, query_of
-from server.http.request_meta import actor
+from server.http.request_meta import origin
 from server.keys import SERVICES
+from server.services import webhooks as commands
 from server.storage import webhooks
-from server.webhooks import signing
-from server.webhooks.targets import TargetRefused, check_target
 
 router = ApiRouter("webhooks")
-ADMIN_ONLY = frozenset({authz.ADMIN})
+ADMIN_ONLY = commands.ADMINS
 
 
 @router.post("/api/v1/webhooks", summary="Subscribe a URL to events (the secret is shown only in this reply)",
              body=WebhookCreate, response=WebhookCreated, status=201, roles=ADMIN_ONLY,
              extra_responses={422: "Invalid URL, event type or secret; or a non-public target address"})
 async def create_webhook(request: web.Request) -> web.Response:
-    services = request.app[SERVICES]
     body = await body_of(request, WebhookCreate)
-    try:
-        await check_target(body.url, allow_private=services.settings.webhook_allow_private)
-    except TargetRefused as exc:
-        raise ValidationFailed(f"Webhook URL refused: {exc}",
-                               errors=[field_error(["body", "url"], str(exc))]) from None
-    secret = body.secret or signing.generate_secret()
-    try:
-        signing.secret_key(secret)
-    except ValueError as exc:
-        raise ValidationFailed(f"Invalid secret: {exc}",
-                               errors=[field_error(["body", "secret"], str(exc))]) from None
-    who = authz.principal(request)
-    webhook_id = str(uuid.uuid4())
-    doc: dict[str, Any] = {
-        "_id": webhook_id, "url": body.url, "event_types": body.event_types, "secret": secret,
-        "description": body.description, "active": True, "consecutive_failures": 0,
-        "created_at": services.clock.now(), "created_by": who.user_id,
-    }
-
-    async def work(uow: UnitOfWork) -> None:
-        await webhooks.insert_subscription(uow.db, doc, uow.session)
-        uow.record("webhook.create", "webhook_subscription", webhook_id,
-                   {"url": body.url, "event_types": body.event_types})
-
-    await services.transact(actor(request), work)
-    return json_response({**webhooks.public_subscription(doc), "secret": secret}, status=201)
+    doc = await commands.create_webhook(request.app[SERVICES], authz.principal(request), body, origin(request))
+    return json_response({**webhooks.public_subscription(doc), "secret": doc["secret"]}, status=201)
 
 
 @router.get("/api/v1/webhooks", summary="List webhook subscriptions", query=PageQuery,
@@ -80,18 +51,44 @@ async def get_webhook(request: web.Request) -> web.Response:
                summary="Delete a subscription; its pending deliveries are cancelled", status=204,
                roles=ADMIN_ONLY, extra_responses={404: "No such subscription"})
 async def delete_webhook(request: web.Request) -> web.Response:
-    services = request.app[SERVICES]
-    webhook_id = match_info(request, "webhook_id")
-
-    async def work(uow: UnitOfWork) -> bool:
-        deleted = await webhooks.delete_subscription(uow.db, webhook_id, uow.now, uow.session)
-        if deleted:
-            uow.record("webhook.delete", "webhook_subscription", webhook_id)
-        return deleted
-
-    if not await services.transact(actor(request), work):
-        raise NotFound("Webhook subscription not found")
+    await commands.delete_webhook(request.app[SERVICES], authz.principal(request), match_info(request, "webhook_id"),
+                                  origin(request))
     return web.Response(status=204)
+
+
+@router.patch("/api/v1/webhooks/{webhook_id}",
+              summary="Pause or resume a subscription (pausing cancels pending deliveries; redeliver them later), "
+                      "or change its event types",
+              body=WebhookUpdate, response=WebhookPublic, roles=ADMIN_ONLY,
+              extra_responses={404: "No such subscription"})
+async def update_webhook(request: web.Request) -> web.Response:
+    body = await body_of(request, WebhookUpdate)
+    doc = await commands.update_webhook(request.app[SERVICES], authz.principal(request),
+                                        match_info(request, "webhook_id"), body, origin(request))
+    return json_response(webhooks.public_subscription(doc))
+
+
+@router.post("/api/v1/webhooks/{webhook_id}/rotate-secret",
+             summary="A new signing secret, shown only in this reply. The old secret stays valid for 24 hours: until "
+                     "then each delivery's webhook-signature carries two signatures, new first ('v1,<new> v1,<old>')",
+             response=WebhookSecretRotated, roles=ADMIN_ONLY, extra_responses={404: "No such subscription"})
+async def rotate_secret(request: web.Request) -> web.Response:
+    doc = await commands.rotate_webhook_secret(request.app[SERVICES], authz.principal(request),
+                                               match_info(request, "webhook_id"), origin(request))
+    return json_response({**webhooks.public_subscription(doc), "secret": doc["secret"],
+                          "previous_secret_valid_until": doc["previous_secret_until"]})
+
+
+@router.post("/api/v1/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver",
+             summary="Send a delivered, failed or cancelled delivery again, now, with a fresh attempt budget",
+             response=WebhookDeliveryPublic, roles=ADMIN_ONLY,
+             extra_responses={404: "No such delivery of this subscription",
+                              409: "Still pending, or the subscription is paused"})
+async def redeliver(request: web.Request) -> web.Response:
+    doc = await commands.redeliver(request.app[SERVICES], authz.principal(request),
+                                   match_info(request, "webhook_id"), match_info(request, "delivery_id"),
+                                   origin(request))
+    return json_response(webhooks.public_delivery(doc))
 
 
 @router.get("/api/v1/webhooks/{webhook_id}/deliveries", summary="A subscription's delivery log, newest first",
