@@ -69,6 +69,10 @@ class Settings(BaseSettings):
     # How long a request's transaction may keep retrying before the API answers 503.
     db_transaction_budget_s: float = 8.0
     photo_retention_days: int = 3650
+    # Scheduled backups (server/jobs/backups.py): none while BACKUP_DIR is unset. Put it on another disk.
+    backup_dir: Path | None = None
+    backup_every_h: float = Field(default=24.0, gt=0)
+    backup_keep: int = Field(default=7, ge=1)
     appeal_window_days: int = 14
 
     def jwt_secret_or_generated(self) -> str:

@@ -8,6 +8,12 @@ from dataclasses import dataclass, field
 # Latency buckets in seconds, the usual Prometheus shape stretched for a phone-facing API.
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
+# Counters whose meaning is not obvious from the name (the others are listed with their type only).
+COUNTER_HELP = {
+    "backups_total": "Scheduled backups this instance took.",
+    "backups_failed_total": "Scheduled backups that failed in this instance (each is logged and told to admins).",
+}
+
 
 @dataclass
 class Metrics:
@@ -55,6 +61,8 @@ class Metrics:
             f"branch_audit_database_errors_total {self.database_errors}",
         ]
         for name, value in sorted(self.counters.items()):
+            if name in COUNTER_HELP:
+                lines.append(f"# HELP branch_audit_{name} {COUNTER_HELP[name]}")
             lines += [f"# TYPE branch_audit_{name} counter", f"branch_audit_{name} {value}"]
         return "\n".join(lines) + "\n"
 

@@ -30,6 +30,7 @@ JOB_MODULES = [
     "server.jobs.webhook_delivery",
     "server.jobs.email_delivery",
     "server.jobs.scheduler",
+    "server.jobs.backups",
 ]
 
 

@@ -147,6 +147,19 @@ TEMPLATES: dict[str, dict[str, tuple[str, str]]] = {
             "{open} abiertas, {due_soon} próximas a vencer, {overdue} vencidas.",
         ),
     },
+    "admin.backup_failed": {
+        "zh-CN": ("备份失败", "计划备份 {name} 失败：{error}。请检查备份目录和数据库，下一次尝试在一小时后。"),
+        "en": (
+            "Backup failed",
+            "The scheduled backup {name} failed: {error}. Check the backup directory and the database; "
+            "the next attempt is in an hour.",
+        ),
+        "es": (
+            "Copia de seguridad fallida",
+            "La copia de seguridad programada {name} falló: {error}. Revise el directorio de copias y la base "
+            "de datos; el próximo intento será dentro de una hora.",
+        ),
+    },
     "admin.webhook_disabled": {
         "zh-CN": ("Webhook 已停用", "订阅 {url} 连续失败 {failures} 次，已停用。最后错误：{error}"),
         "en": (
