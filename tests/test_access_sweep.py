@@ -130,10 +130,26 @@ SWEEP: dict[str, Entry] = {
     "GET /api/v1/webhooks/{webhook_id}": Entry(),
     "DELETE /api/v1/webhooks/{webhook_id}": Entry(),
     "GET /api/v1/webhooks/{webhook_id}/deliveries": Entry(),
+    # Administration (issue 17): admins, or compliance for programs and visits; nobody outside.
+    "PATCH /api/v1/users/{user_id}": Entry(body=_json({"active": False})),
+    "PATCH /api/v1/regions/{region_id}": Entry(body=_json({"name": "renamed"})),
+    "PATCH /api/v1/branches/{branch_id}": Entry(body=_json({"timezone": "Europe/Madrid"})),
+    "POST /api/v1/branches/{branch_id}/close": Entry(body=_json({"reason": "closed"})),
+    "PATCH /api/v1/programs/{program_id}": Entry(body=_json({"name": "renamed"})),
+    "POST /api/v1/programs/{program_id}/cancel": Entry(body=_json({"reason": "cancelled"})),
+    "PATCH /api/v1/assignments/{assignment_id}": Entry(
+        body=_json({"window_start": "2026-11-05T10:00:00+08:00", "window_end": "2026-11-05T12:00:00+08:00"})),
+    "POST /api/v1/assignments/{assignment_id}/cancel": Entry(body=_json({"reason": "cancelled"})),
+    "POST /api/v1/checklists/{key}/retire": Entry(body=_json({"reason": "withdrawn"})),
+    "POST /api/v1/checklists/{key}/restore": Entry(),
+    "PATCH /api/v1/webhooks/{webhook_id}": Entry(body=_json({"active": False})),
+    "POST /api/v1/webhooks/{webhook_id}/rotate-secret": Entry(),
+    "POST /api/v1/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver": Entry(),
 }
 
 # Collections whose fixture documents must be unchanged by the refused calls.
-WATCHED = ("audits", "findings", "appeals", "rectifications", "photos", "notifications", "webhooks", "programs",
+WATCHED = ("audits", "findings", "appeals", "rectifications", "photos", "notifications", "webhook_subscriptions",
+           "webhook_deliveries", "regions", "checklists", "programs",
            "assignments", "tus_uploads", "users", "branches")
 
 
@@ -229,6 +245,9 @@ async def build(api: Api, services: Services, clock: FakeClock) -> Objects:
         "name": "sweep", "checklist_key": "test-visit", "branch_ids": [objects.ids["branch_id"]],
         "starts_on": "2026-11-02", "ends_on": "2026-11-30", "visits_per_branch": 1})
     objects.ids["program_id"] = program["id"]
+    visits = await api.json("POST", f"/api/v1/programs/{program['id']}/assignments", "compliance", expect=201)
+    objects.ids["assignment_id"] = visits["items"][0]["id"]
+    objects.ids["region_id"] = (await db.branches.find_one({"_id": objects.ids["branch_id"]}) or {})["region_id"]
     webhook = await api.json("POST", "/api/v1/webhooks", "admin", expect=201,
                              json={"url": "http://127.0.0.1:9/hook", "event_types": ["audit.released"]})
     objects.ids["webhook_id"] = webhook["id"]
@@ -241,6 +260,7 @@ async def build(api: Api, services: Services, clock: FakeClock) -> Objects:
 
     await services.transact(ActorInfo.system("test"), notify)
     objects.ids.update(notification_id=notification_id, failure_id=str(uuid.uuid4()), key="test-visit",
+                       delivery_id=str(uuid.uuid4()),
                        version="1")
     return objects
 
