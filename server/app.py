@@ -23,6 +23,7 @@ from server.http.routes.ops import docs_assets_dir
 from server.http.webapp import router as web_app_router
 from server.jobs.runner import background_jobs
 from server.keys import SERVICES
+from server.migrations import migrate, require_understood
 from server.photos.tus import add_tus_resumable
 from server.security import Passwords
 from server.settings import Settings
@@ -76,6 +77,9 @@ def create_app(services: Services, *, start_jobs: bool | None = None, prepare_da
     async def database(app: web.Application) -> AsyncIterator[None]:
         if prepare_data:
             await prepare_database(services)
+        else:
+            # A worker behind a supervisor that prepared the data: it only refuses what it must not serve.
+            await require_understood(services.db)
         yield
         await services.reaper.close()
         if close_client:
@@ -103,7 +107,9 @@ def create_app(services: Services, *, start_jobs: bool | None = None, prepare_da
 
 
 async def prepare_database(services: Services) -> None:
-    """Indexes, shipped checklists and (on an empty database) the demo organisation."""
+    """Migrations (once across instances; refuses data newer than this release), indexes, shipped checklists
+    and (on an empty database) the demo organisation."""
+    await migrate(services.db, owner=services.instance_id, clock=services.clock)
     await ensure_indexes(services.db)
     settings = services.settings
     if settings.publish_checklists:

@@ -26,6 +26,7 @@ COMMAND_MODULES = [
     "server.commands.photos",
     "server.commands.generate",
     "server.commands.backup",
+    "server.commands.migrate",
 ]
 
 
@@ -67,7 +68,13 @@ def main(argv: list[str] | None = None) -> int:
     from server.logging_setup import configure
 
     configure(settings.log_level, settings.log_format)
-    result: int = args.func(args, settings)
+    from server.migrations import SchemaError
+
+    try:
+        result: int = args.func(args, settings)
+    except SchemaError as exc:  # data this release must not serve (newer, or a restore cut short)
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     return result
 
 

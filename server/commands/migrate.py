@@ -1,0 +1,35 @@
+"""`branch-audit migrate`: apply the pending migrations now (every start of the server does the same)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import uuid
+from typing import Any
+
+from server.settings import Settings
+
+
+def register(subparsers: Any) -> None:
+    migrate = subparsers.add_parser("migrate", help="bring the database's stored shapes to this release "
+                                                    "(once across instances; refuses data newer than this release)")
+    migrate.add_argument("--status", action="store_true", help="only show the schema versions; change nothing")
+    migrate.set_defaults(func=cmd_migrate)
+
+
+def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
+    from server.clock import SystemClock
+    from server.commands.backup import with_backup_database
+    from server.migrations import latest, migrate, require_understood
+
+    async def work(client: Any, db: Any) -> int:
+        # Before any index is created: data of a newer release is refused untouched.
+        if args.status:
+            version = await require_understood(db)
+            print(json.dumps({"schema_version": version, "release_understands": latest()}))
+            return 0
+        applied = await migrate(db, owner=f"cli-{uuid.uuid4().hex[:8]}", clock=SystemClock())
+        print(json.dumps({"applied": applied, "schema_version": await require_understood(db)}))
+        return 0
+
+    return with_backup_database(settings, work, while_serving=True)
