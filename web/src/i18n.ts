@@ -9,8 +9,8 @@ export const DEFAULT_LANGUAGE: Language = "zh-CN";
 type Messages = Record<string, unknown>;
 
 // The field app's areas ship in the main bundle; every other area is fetched with its screens.
-const eager = import.meta.glob<Messages>("./locales/*/{common,field}.json", { eager: true, import: "default" });
-const lazy = import.meta.glob<Messages>(["./locales/*/*.json", "!./locales/*/{common,field}.json"], {
+const eager = import.meta.glob<Messages>("./locales/*/{common,checklist,field}.json", { eager: true, import: "default" });
+const lazy = import.meta.glob<Messages>(["./locales/*/*.json", "!./locales/*/{common,checklist,field}.json"], {
   import: "default",
 });
 
@@ -56,7 +56,7 @@ export const i18n = createI18n({
   fallbackWarn: false,
 });
 
-const loadedAreas = new Set<string>(["common", "field"]);
+const loadedAreas = new Set<string>(["common", "checklist", "field"]);
 
 /** Load one area's messages (e.g. "console") in every language before its screens show. */
 export async function loadArea(area: string): Promise<void> {

@@ -5,6 +5,7 @@ import { i18n, preferredLanguage, setLanguage } from "./i18n.ts";
 import { registerServiceWorker } from "./pwa/update.ts";
 import { createAppRouter } from "./router.ts";
 import { readSetting } from "./storage/db.ts";
+import { sessionStarted } from "./sync/lifecycle.ts";
 import "./styles.css";
 
 async function start(): Promise<void> {
@@ -13,6 +14,7 @@ async function start(): Promise<void> {
   const router = createAppRouter();
   createApp(App).use(i18n).use(router).mount("#app");
   registerServiceWorker(router);
+  if (session) await sessionStarted(session.user.id);
 }
 
 void start();

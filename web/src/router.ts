@@ -19,12 +19,24 @@ declare module "vue-router" {
 }
 
 export const HOME_BY_ROLE: Record<string, RouteLocationRaw> = {
+  inspector: { name: "visits" },
+  mystery_shopper: { name: "visits" },
 };
+
+const field = { roles: FIELD_ROLES };
 
 export const routes: RouteRecordRaw[] = [
   { path: "/", name: "home", redirect: () => homeRoute() },
   { path: "/login", name: "login", component: () => import("./field/LoginView.vue"), meta: { public: true, title: "common.login.title" } },
   { path: "/no-screens", name: "no-screens", component: () => import("./field/NoScreensView.vue"), meta: { title: "common.noScreens.title" } },
+  { path: "/visits", name: "visits", component: () => import("./field/VisitsView.vue"), meta: { ...field, title: "field.visits.title" } },
+  { path: "/visits/:assignmentId", name: "brief", component: () => import("./field/BriefView.vue"), props: true, meta: { ...field, title: "field.brief.title" } },
+  { path: "/visits/:assignmentId/check-in", name: "checkin", component: () => import("./field/CheckinView.vue"), props: true, meta: { ...field, title: "field.checkin.title" } },
+  { path: "/audits/:auditId", name: "runner", component: () => import("./field/RunnerView.vue"), props: true, meta: { ...field, title: "field.runner.title", auditOpen: true } },
+  { path: "/audits/:auditId/review", name: "review", component: () => import("./field/ReviewView.vue"), props: true, meta: { ...field, title: "field.review.title", auditOpen: true } },
+  { path: "/audits/:auditId/result", name: "result", component: () => import("./field/ResultView.vue"), props: true, meta: { ...field, title: "field.result.title" } },
+  { path: "/sent", name: "sent", component: () => import("./field/SentView.vue"), meta: { ...field, title: "field.sent.title" } },
+  { path: "/sync", name: "sync", component: () => import("./field/SyncView.vue"), meta: { ...field, title: "field.sync.title" } },
   { path: "/settings", name: "settings", component: () => import("./field/SettingsView.vue"), meta: { title: "common.settings.title" } },
   { path: "/:rest(.*)*", name: "not-found", redirect: () => homeRoute() },
 ];

@@ -70,7 +70,12 @@ export async function saveAnswer(userId: string, answer: AnswerRecord, queue = t
   const tx = db.transaction(["counters", "outbox", "audits", "answers", "photos"], "readwrite");
   await tx.objectStore("answers").put(answer);
   if (queue) {
-    await tx.objectStore("outbox").put(action(answer.audit_id, await nextSeq(tx), "answers", { ...answerPayload(answer) }));
+    // A refused (parked) answer to this item is superseded by the new one.
+    const outbox = tx.objectStore("outbox");
+    for (const old of await outbox.index("by_audit_seq").getAll(IDBKeyRange.bound([answer.audit_id, 0], [answer.audit_id, Infinity]))) {
+      if (old.kind === "answers" && old.state === "parked" && old.payload.item_id === answer.item_id) await outbox.delete(old.id);
+    }
+    await outbox.put(action(answer.audit_id, await nextSeq(tx), "answers", { ...answerPayload(answer) }));
   }
   await tx.done;
   if (queue) announceOutboxChange();
@@ -110,7 +115,11 @@ export async function queueSubmit(userId: string, auditId: string): Promise<void
   const tx = db.transaction(["counters", "outbox", "audits", "answers", "photos"], "readwrite");
   const audit = await tx.objectStore("audits").get(auditId);
   if (audit) await tx.objectStore("audits").put({ ...audit, status: "ready", updated_at: nowIso() });
-  await tx.objectStore("outbox").put(action(auditId, await nextSeq(tx), "submit", {}));
+  const outbox = tx.objectStore("outbox");
+  const queued = (await outbox.index("by_audit_seq").getAll(IDBKeyRange.bound([auditId, 0], [auditId, Infinity]))).filter((a) => a.kind === "submit");
+  // Submitting again after a refusal: the same submission goes to the back of the queue.
+  for (const old of queued) await outbox.delete(old.id);
+  await outbox.put(action(auditId, await nextSeq(tx), "submit", {}));
   await tx.done;
   announceOutboxChange();
 }

@@ -39,7 +39,12 @@ async function perform(userId: string, batch: OutboxAction[]): Promise<Outcome> 
   const db = await userDb(userId);
   try {
     if (head.kind === "start") {
-      await apiCall(`/audits/${head.audit_id}`, { method: "PUT", json: startBodyFor(head.payload, await capabilities()) });
+      const started = await apiJson<{ checklist_version: number; status: string }>(`/audits/${head.audit_id}`, { method: "PUT", json: startBodyFor(head.payload, await capabilities()) });
+      // A server that could not pin the version the phone started on says which one it chose.
+      const audit = await db.get("audits", head.audit_id);
+      if (audit && audit.checklist_version !== started.checklist_version) {
+        await db.put("audits", { ...audit, checklist_version: started.checklist_version, updated_at: nowIso() });
+      }
     } else if (head.kind === "answers") {
       await apiCall(`/audits/${head.audit_id}/answers`, { method: "PATCH", json: batch.map((a) => a.payload) });
     } else if (head.kind === "photo") {
@@ -175,7 +180,10 @@ const onChange = () => {
 };
 
 export function startEngine(userId: string): void {
-  if (activeUser === userId) return;
+  if (activeUser === userId) {
+    void drainNow(true); // signed in again after a forced logout: send what waited
+    return;
+  }
   stopEngine();
   activeUser = userId;
   listenToOtherTabs();

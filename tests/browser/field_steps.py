@@ -1,0 +1,92 @@
+"""Steps an inspector takes in the field app, shared by the browser tests and the benchmark."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.browser.conftest import FieldWorld
+
+JPEG = "image/jpeg"
+
+
+def answer(page: Any, item_id: str, test_id: str) -> Any:
+    """Click the label around an item's choice (radio or checkbox inputs are styled as buttons)."""
+    return page.locator(f"[data-item={item_id}] label:has([data-test={test_id}])").click()
+
+
+async def add_photos(page: Any, item_id: str, photos: list[tuple[str, bytes]]) -> None:
+    before = await page.locator(f"[data-item={item_id}] [data-test=photo]").count()
+    await page.set_input_files(f"[data-test=camera-{item_id}]",
+                               files=[{"name": name, "mimeType": JPEG, "buffer": data} for name, data in photos])
+    await page.locator(f"[data-item={item_id}] [data-test=photo]").nth(before + len(photos) - 1).wait_for()
+
+
+async def open_visit_and_start(page: Any) -> str:
+    """From my visits: the brief, keep for offline, check in at the branch, start. Returns the audit id."""
+    await page.locator("[data-test=visit] a").first.click()
+    await page.wait_for_url("**/app/visits/*")
+    await page.click("[data-test=keep-offline]")
+    await page.locator("[data-test=kept]").wait_for()
+    await page.click("[data-test=go-checkin]")
+    await page.locator("[data-test=distance]").wait_for()
+    await page.click("[data-test=start]")
+    await page.wait_for_url("**/app/audits/*")
+    return str(page.url.rstrip("/").split("/")[-1])
+
+
+async def answer_environment(page: Any, photos: list[tuple[str, bytes]]) -> None:
+    """Section one: the hall fails (photo prompt, evidence), signage 5, the ATM works, a lobby photo."""
+    await answer(page, "hall_clean", "no")
+    await page.locator("[data-item=hall_clean] [data-test=photo-prompt]").wait_for()
+    await add_photos(page, "hall_clean", photos[:1])
+    await answer(page, "signage", "rating-5")
+    await answer(page, "atm_working", "yes")
+    await add_photos(page, "lobby_photo", photos[1:2])
+
+
+async def answer_service(page: Any, photos: list[tuple[str, bytes]]) -> None:
+    """Section two, with the show_if chain: not greeted -> no follow-up -> manager called -> their name."""
+    await page.select_option("#jump", index=1)
+    await answer(page, "greeted", "no")
+    await answer(page, "complaint_followup", "no")
+    await answer(page, "manager_called", "yes")
+    await page.locator("[data-item=manager_name] textarea[data-test=text]").fill("Ms Wang, lobby manager")
+    await page.locator("[data-item=manager_name] textarea[data-test=text]").blur()
+    await page.locator("[data-item=wait_minutes] [data-test=number]").fill("8")
+    await page.locator("[data-item=wait_minutes] [data-test=number]").blur()
+    await page.locator("[data-item=time_to_greet] [data-test=timer-typed]").fill("12")
+    await page.locator("[data-item=time_to_greet] [data-test=timer-typed]").blur()
+    await answer(page, "greeting_words", "option-standard")
+    await answer(page, "farewell", "option-smile")
+    await answer(page, "farewell", "option-words")
+    await answer(page, "badge_worn", "yes")
+    if photos:
+        await add_photos(page, "badge_worn", photos)
+
+
+EXPECTED_ANSWERS = {
+    "hall_clean": False,
+    "signage": 5,
+    "atm_working": True,
+    "greeted": False,
+    "complaint_followup": False,
+    "manager_called": True,
+    "manager_name": "Ms Wang, lobby manager",
+    "wait_minutes": 8,
+    "time_to_greet": 12,
+    "greeting_words": "standard",
+    "farewell": ["smile", "words"],
+    "badge_worn": True,
+}
+
+
+async def submit(page: Any) -> None:
+    await page.click("[data-test=to-review]")
+    await page.locator("[data-test=ready]").wait_for()
+    await page.click("[data-test=submit]")
+    await page.wait_for_url("**/result")
+
+
+async def server_audit(world: FieldWorld, audit_id: str) -> dict[str, Any]:
+    audit: dict[str, Any] = await world.api.json("GET", f"/api/v1/audits/{audit_id}", "compliance", expect=200)
+    return audit
