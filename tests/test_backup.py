@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -210,3 +211,14 @@ async def test_a_damaged_backup_is_refused_and_nothing_is_written(
         assert await target.list_collection_names() == []
     finally:
         await services.client.drop_database(target.name)
+
+
+async def test_a_photo_whose_bytes_vanished_fails_the_backup_and_leaves_nothing(
+    services: Services, clock: FakeClock, tmp_path: Path
+) -> None:
+    await store_photo_bytes(services.db, "kept", b"k" * 5000)
+    await services.db[f"{photo_store.BUCKET}.files"].insert_one(  # its chunks purged after the point in time
+        photo_store.file_document("purged", 3000, "purged.jpg", {}, clock.now()))
+    with pytest.raises(BackupFailed, match="photo file purged lost its bytes"):
+        await create_backup(services.client, services.db, tmp_path / "b", clock=clock)
+    assert os.listdir(tmp_path) == []

@@ -42,9 +42,13 @@ DOCUMENT_BATCH = 1000
 WRITE_BATCH_BYTES = 8 * 1024 * 1024
 # GridFS chunks are 1 MB (server.storage.photos): at most this many are in memory at once per reader.
 CHUNK_BATCH = 4
-# JPEG and HEIC do not compress: the fastest level keeps the photo stream from costing CPU for nothing.
+# Photo files read per query: about this many bytes, at most this many files.
+GROUP_BYTES = 16 * 1024 * 1024
+GROUP_FILES = 500
+# Photo chunks go into the gzip stream as stored blocks: JPEG and HEIC do not shrink, and measured here
+# even level 1 ran at 57 MB/s on such bytes against 612 MB/s for level 0 (the stream keeps its CRC).
 DOCUMENT_COMPRESSION = 6
-PHOTO_COMPRESSION = 1
+PHOTO_COMPRESSION = 0
 
 Progress = Callable[[str, int, int | None], None]
 Batch = list[archive.RawDocument]
@@ -155,31 +159,48 @@ def _photo_files(path: Path) -> list[tuple[Any, int, int]]:
     return found
 
 
+def _file_groups(files: list[tuple[Any, int, int]]) -> list[list[tuple[Any, int, int]]]:
+    """Files in groups of about GROUP_BYTES: one query per group instead of one per file (measured on
+    secantusd-rs: 20 ms per file queried alone, so 5,000 photos' 15,000 files took minutes)."""
+    groups: list[list[tuple[Any, int, int]]] = []
+    size = 0
+    for file in files:
+        if not groups or size >= GROUP_BYTES or len(groups[-1]) >= GROUP_FILES:
+            groups.append([])
+            size = 0
+        groups[-1].append(file)
+        size += file[1]
+    return groups
+
+
 async def _chunk_batches(db: Database, files: list[tuple[Any, int, int]], progress: Progress,
                          counter: list[int]) -> AsyncIterator[Batch]:
     chunks = raw_collection(db, CHUNKS)
-    total_files = len(files)
-    for done, (file_id, length, chunk_size) in enumerate(files, start=1):
-        expected = -(-length // chunk_size)
-        seen = 0
+    done = 0
+    for group in _file_groups(files):
+        expected = {file_id: -(-length // chunk_size) for file_id, length, chunk_size in group}
+        seen = dict.fromkeys(expected, 0)
         batch: Batch = []
-        cursor = chunks.find({"files_id": file_id}, batch_size=CHUNK_BATCH).sort("n", 1)
-        async for doc in cursor:
-            if doc["n"] != seen:
-                break
-            seen += 1
+        cursor = chunks.find({"files_id": {"$in": list(expected)}}, batch_size=CHUNK_BATCH)
+        async for doc in cursor.sort([("files_id", 1), ("n", 1)]):
+            file_id = doc["files_id"]
+            if doc["n"] >= expected[file_id]:
+                continue  # beyond the file's length: never written by us, not part of the file
+            seen[file_id] += 1
             batch.append(doc.raw)
             counter[0] += len(doc.raw)
             if len(batch) >= CHUNK_BATCH:
                 yield batch
                 batch = []
-        if seen != expected:
-            # Chunks are written before their files document and never change; only a purge removes them.
-            raise BackupFailed(f"photo file {file_id} lost its bytes while the backup ran (purged by the "
-                               "retention policy?); take the backup again")
         if batch:
             yield batch
-        progress("photos", done, total_files)
+        lost = [file_id for file_id, n in expected.items() if seen[file_id] != n]
+        if lost:
+            # Chunks are written before their files document and never change; only a purge removes them.
+            raise BackupFailed(f"photo file {lost[0]} lost its bytes while the backup ran (purged by the "
+                               "retention policy?); take the backup again")
+        done += len(group)
+        progress("photos", done, len(files))
 
 
 async def _write_collection(db: Database, name: str, directory: Path, level: int, options: dict[str, Any],

@@ -19,16 +19,16 @@ from bson.raw_bson import RawBSONDocument
 from pymongo import IndexModel
 
 from server.backup import archive
-from server.backup.create import CHUNKS, Progress, raw_collection
+from server.backup.create import Progress, raw_collection
 from server.backup.manifest import MANIFEST_FILE, BackupRefused, CollectionEntry, Manifest, check_schema, load
 from server.clock import Clock
 from server.db import Database
 from server.migrations import RESTORE_MARKER_COLLECTION, latest
-from server.storage.trail import VerifyResult, verify_chain
+from server.storage.trail import HEAD_ID, VerifyResult, verify_chain
 
 DOCUMENT_BATCH = 1000
+# One insert carries at most this much (a few 1 MB photo chunks, or up to DOCUMENT_BATCH documents).
 INSERT_BATCH_BYTES = 8 * 1024 * 1024
-CHUNK_BATCH = 4
 MARKER_ID = "restore"
 
 
@@ -127,9 +127,8 @@ async def _restore_collection(db: Database, path: Path, entry: CollectionEntry, 
     if options and entry.name not in await db.list_collection_names():
         await db.create_collection(entry.name, **options)
     target = raw_collection(db, entry.name)
-    per_batch = CHUNK_BATCH if entry.name == CHUNKS else DOCUMENT_BATCH
     written = 0
-    async for batch in _batches_from_thread(path / entry.file, per_batch):
+    async for batch in _batches_from_thread(path / entry.file, DOCUMENT_BATCH):
         await target.insert_many(batch, ordered=True)
         written += len(batch)
         report(f"documents of {entry.name}", written, entry.documents)
@@ -167,7 +166,7 @@ async def restore_backup(db: Database, path: Path, *, clock: Clock, force: bool 
         if stored != entry.documents:
             counts_differ[entry.name] = (entry.documents, stored)
     trail = await verify_chain(db)
-    head = await db.trail_head.find_one({"_id": "head"})
+    head = await db.trail_head.find_one({"_id": HEAD_ID})
     head_matches = (head or {}).get("hash") == manifest.trail.hash and int((head or {}).get("seq", 0)) == \
         manifest.trail.seq
     result = RestoreReport(manifest, documents, time.monotonic() - started, counts_differ, trail, head_matches)
