@@ -151,7 +151,8 @@ def main() -> None:
     if not rust_server_path().exists():
         raise SystemExit("secantusd-rs is not built on this machine (make embedded)")
     kinds: tuple[ServerKind, ...] = ("rust", "python")
-    results = {kind: measure(kind, args.port + i, args.idle_s) for i, kind in enumerate(kinds)}
+    results: dict[str, dict[str, Any]] = {kind: measure(kind, args.port + i, args.idle_s)
+                                          for i, kind in enumerate(kinds)}
     rust, python = results["rust"], results["python"]
     rows = [("operation", "rust | python | python/rust")]
     for key in rust:
