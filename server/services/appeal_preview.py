@@ -1,0 +1,67 @@
+"""What overturning a pending appeal would do to its audit's score, before compliance confirms: the same
+scoring as the decision (the audit's own rules version, overturned findings counting as passed), no writes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from server.context import Services
+from server.domain import access, audit_rules
+from server.domain.access import Principal
+from server.domain.scoring import score_audit
+from server.errors import InvalidTransition, NotFound
+from server.services.audits import pinned_checklist
+from server.storage import audits as store
+
+
+@dataclass(frozen=True)
+class RescorePreview:
+    appeal_id: str
+    audit_id: str
+    item_id: str
+    current_score: float | None
+    current_grade: str | None
+    current_critical_failed: bool | None
+    score_if_overturned: float | None
+    grade_if_overturned: str | None
+    critical_failed_if_overturned: bool
+
+
+async def preview_overturn(services: Services, caller: Principal, appeal_id: str) -> RescorePreview:
+    """The audit's score now and if this pending appeal were overturned."""
+    access.require_role(caller, access.REVIEWERS)
+    appeal = await store.appeal(services.db, appeal_id)
+    if appeal is None:
+        raise NotFound("Appeal not found")
+    if appeal["status"] != "pending":
+        raise InvalidTransition(f"The appeal is already {appeal['status']}")
+    audit = await store.audit(services.db, appeal["audit_id"])
+    if audit is None:
+        raise NotFound("Audit not found")
+    checklist = await pinned_checklist(services, audit)
+    findings = await store.findings_of(services.db, audit["_id"])
+    overturned = {f["item_id"] for f in findings if f["status"] == "overturned"}
+    appealed = next((f for f in findings if f["_id"] == appeal["finding_id"]), None)
+    if appealed is None:
+        raise NotFound("Finding not found")
+    overturned.add(appealed["item_id"])
+    result = audit.get("result") or {}
+    scored = score_audit(
+        checklist,
+        audit_rules.answers_of(audit.get("answers")),
+        branch_type=audit.get("branch_type"),
+        channel=audit.get("channel"),
+        overturned=overturned,
+        rules_version=int(result.get("rules_version", 1)),
+    )
+    return RescorePreview(
+        appeal_id=appeal["_id"],
+        audit_id=audit["_id"],
+        item_id=appealed["item_id"],
+        current_score=audit.get("score"),
+        current_grade=audit.get("grade"),
+        current_critical_failed=audit.get("critical_failed"),
+        score_if_overturned=scored.score,
+        grade_if_overturned=scored.grade,
+        critical_failed_if_overturned=scored.critical_failed,
+    )
