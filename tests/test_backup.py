@@ -222,3 +222,18 @@ async def test_a_photo_whose_bytes_vanished_fails_the_backup_and_leaves_nothing(
     with pytest.raises(BackupFailed, match="photo file purged lost its bytes"):
         await create_backup(services.client, services.db, tmp_path / "b", clock=clock)
     assert os.listdir(tmp_path) == []
+
+
+async def test_the_command_finds_the_database_of_the_server_serving_var_dir(
+    tmp_path: Path, mongo_uri: str
+) -> None:
+    from server.commands.backup import running_database
+
+    if "127.0.0.1:" not in mongo_uri:
+        pytest.skip("needs the embedded test database")
+    port = int(mongo_uri.split("127.0.0.1:")[1].split("/")[0])
+    assert running_database(tmp_path) is None  # nothing serves here
+    (tmp_path / "run.json").write_text(json.dumps({"supervisor_pid": os.getpid(), "db_port": port}))
+    assert running_database(tmp_path) == f"mongodb://127.0.0.1:{port}/?directConnection=true"
+    (tmp_path / "run.json").write_text(json.dumps({"supervisor_pid": 2**22 + 12345, "db_port": port}))
+    assert running_database(tmp_path) is None  # a server that died without clearing its state
