@@ -118,8 +118,8 @@ def export_filters(who: authz.Principal, q: AuditQuery) -> dict[str, Any]:
 async def history_cursor(
     db: Database, filters: dict[str, Any], batch_size: int, now: datetime
 ) -> AsyncIterator[Doc]:
-    """Every matching audit, newest first, in the history listing's index-bounded windows."""
-    async for audit in audit_storage.history_all(db, filters, {"answers": 0}, batch_size, now):
+    """Every matching audit, newest first, in the history listing's index-bounded windows (a row's fields only)."""
+    async for audit in audit_storage.history_all(db, filters, audit_storage.HISTORY_ROW, batch_size, now):
         yield audit
 
 
