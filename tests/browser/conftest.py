@@ -18,6 +18,7 @@ from aiohttp.test_utils import TestServer
 
 from server.app import create_app
 from server.context import Services
+from server.db import Database
 from server.http.webapp import app_dir
 from tests.audit_factories import checklist_definition, create_program, item, publish_checklist, text
 from tests.conftest import Api
@@ -137,7 +138,8 @@ async def start_server(services: Services) -> TestServer:
     return server
 
 
-async def plan_visit(api: Api, role: str = "inspector", *, covert: bool = False) -> tuple[str, dict[str, Any]]:
+async def plan_visit(api: Api, db: Database, role: str = "inspector", *,
+                     covert: bool = False) -> tuple[str, dict[str, Any]]:
     """One visit to the Lujiazui branch this week, assigned to `role`'s demo user."""
     branches = await api.json("GET", "/api/v1/branches?limit=200", "compliance", expect=200)
     branch = next(b for b in branches["items"] if b["code"] == BRANCH_CODE)
@@ -147,8 +149,14 @@ async def plan_visit(api: Api, role: str = "inspector", *, covert: bool = False)
                                    name=f"Browser {role}")
     resp = await api.call("POST", f"/api/v1/programs/{program['id']}/assignments", "compliance")
     assert resp.status in (200, 201), await resp.text()
-    mine = await api.json("GET", "/api/v1/assignments?mine=true", role, expect=200)
-    visit = next(a for a in mine["items"] if a["program_id"] == program["id"])
+    planned = await api.json("GET", f"/api/v1/assignments?program_id={program['id']}", "compliance", expect=200)
+    visit = planned["items"][0]
+    # The planner may give the visit to any inspector of the region; the test signs in as the first one.
+    user = await db.users.find_one({"username": api.credentials[role]["username"]})
+    assert user is not None
+    now = datetime.now(UTC)
+    await db.assignments.update_one({"_id": visit["id"]}, {"$set": {
+        "assignee_id": user["_id"], "window_start": now - timedelta(hours=1), "window_end": now + timedelta(days=2)}})
     return visit["id"], branch
 
 
@@ -159,7 +167,7 @@ async def field_world(services: Services, demo: dict[str, dict[str, str]], clock
     server = await start_server(services)
     async with ClientSession() as session:
         api = Api(session, str(server.make_url("")).rstrip("/"), demo)
-        assignment_id, branch = await plan_visit(api)
+        assignment_id, branch = await plan_visit(api, services.db)
         yield FieldWorld(api.base, api, services, clock, assignment_id, branch, demo)
     await server.close()
 
@@ -214,7 +222,7 @@ async def service_worker_ready(page: Any) -> None:
     await page.evaluate("navigator.serviceWorker.ready.then(() => true)")
     if not await page.evaluate("Boolean(navigator.serviceWorker.controller)"):
         await page.reload()
-        await page.wait_for_function("Boolean(navigator.serviceWorker.controller)")
+        await page.wait_for_function("() => Boolean(navigator.serviceWorker.controller)")
 
 
 def dumps(value: Any) -> str:

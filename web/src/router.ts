@@ -2,6 +2,7 @@
 // on the role (field roles get their visits; the console adds its homes to HOME_BY_ROLE).
 import { createRouter, createWebHistory, type RouteLocationRaw, type RouteRecordRaw } from "vue-router";
 import { currentSession, loadSession } from "./auth/session.ts";
+import { consoleRoutes } from "./console/routes.ts";
 
 export const FIELD_ROLES = ["inspector", "mystery_shopper"] as const;
 
@@ -21,6 +22,9 @@ declare module "vue-router" {
 export const HOME_BY_ROLE: Record<string, RouteLocationRaw> = {
   inspector: { name: "visits" },
   mystery_shopper: { name: "visits" },
+  branch_head: { name: "branch-home" },
+  regional_manager: { name: "region-home" },
+  compliance: { name: "review-queue" },
 };
 
 const field = { roles: FIELD_ROLES };
@@ -38,6 +42,7 @@ export const routes: RouteRecordRaw[] = [
   { path: "/sent", name: "sent", component: () => import("./field/SentView.vue"), meta: { ...field, title: "field.sent.title" } },
   { path: "/sync", name: "sync", component: () => import("./field/SyncView.vue"), meta: { ...field, title: "field.sync.title" } },
   { path: "/settings", name: "settings", component: () => import("./field/SettingsView.vue"), meta: { title: "common.settings.title" } },
+  ...consoleRoutes,
   { path: "/:rest(.*)*", name: "not-found", redirect: () => homeRoute() },
 ];
 

@@ -1,0 +1,128 @@
+"""The console's test world: the field harness's server and demo organisation, with audits made through
+the API the way phones make them (real photos with EXIF), for branch heads, managers and compliance."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from aiohttp import ClientSession, FormData
+
+from server.context import Services
+from tests.audit_factories import publish_checklist
+from tests.browser.conftest import (
+    BRANCH_CODE,
+    KEY,
+    PHONE,
+    ShiftingClock,
+    browser_checklist,
+    phone_photo,
+    plan_visit,
+    start_server,
+)
+from tests.conftest import Api
+
+DESKTOP = {"width": 1280, "height": 900}
+CONSOLE_HOME = {
+    "branch_head": "**/app/branch",
+    "regional_manager": "**/app/region",
+    "compliance": "**/app/review",
+}
+
+
+@dataclass
+class ConsoleWorld:
+    """A running server with the demo organisation and the browser checklist published."""
+
+    base: str
+    api: Api
+    services: Services
+    clock: ShiftingClock
+    credentials: dict[str, dict[str, str]]
+
+    async def user(self, role: str) -> dict[str, Any]:
+        me: dict[str, Any] = await self.api.json("GET", "/api/v1/me", role, expect=200)
+        return me
+
+
+@pytest.fixture
+async def console_world(services: Services, demo: dict[str, dict[str, str]], clock: ShiftingClock
+                        ) -> AsyncIterator[ConsoleWorld]:
+    await publish_checklist(services.db, browser_checklist(), now=datetime.now(UTC) - timedelta(days=1))
+    server = await start_server(services)
+    async with ClientSession() as session:
+        api = Api(session, str(server.make_url("")).rstrip("/"), demo)
+        yield ConsoleWorld(api.base, api, services, clock, demo)
+    await server.close()
+
+
+def failing_answers(at: datetime, fail: tuple[str, ...]) -> list[dict[str, Any]]:
+    """Every visible item of the browser checklist answered; the items in `fail` fail."""
+    values: dict[str, Any] = {
+        "hall_clean": "hall_clean" not in fail,
+        "signage": 2 if "signage" in fail else 5,
+        "atm_working": "atm_working" not in fail,
+        "lobby_photo": None,
+        "greeted": True,
+        "wait_minutes": 14 if "wait_minutes" in fail else 4,
+        "time_to_greet": 12,
+        "greeting_words": "standard",
+        "farewell": ["smile", "words"],
+        "badge_worn": True,
+        "comments": "fine",
+    }
+    return [{"item_id": k, "value": v, "answered_at": at.isoformat()} for k, v in values.items()]
+
+
+async def upload_photo(api: Api, who: str, audit_id: str, item_id: str, seed: int) -> dict[str, Any]:
+    form = FormData()
+    form.add_field("item_id", item_id)
+    form.add_field("file", phone_photo(seed), filename=f"{item_id}.jpg", content_type="image/jpeg")
+    photo: dict[str, Any] = await api.json("POST", f"/api/v1/audits/{audit_id}/photos", who, expect=201, data=form)
+    return photo
+
+
+async def submitted_audit(world: ConsoleWorld, who: str = "inspector", *, covert: bool = False,
+                          fail: tuple[str, ...] = ("hall_clean", "wait_minutes")) -> dict[str, Any]:
+    """A visit to Lujiazui done by `who` through the API and submitted (a covert one planned, an overt one
+    started at the branch); returns the submit result with the audit id, the branch and the photos."""
+    audit_id = str(uuid.uuid4())
+    now = world.clock.now()
+    start: dict[str, Any] = {"checklist_key": KEY, "started_at": now.isoformat(),
+                             "location": {"lat": 31.2398, "lon": 121.4999, "accuracy_m": 25}}
+    if covert:
+        start["assignment_id"], branch = await plan_visit(world.api, who, covert=True)
+    else:
+        branches = await world.api.json("GET", "/api/v1/branches?limit=200", "compliance", expect=200)
+        branch = next(b for b in branches["items"] if b["code"] == BRANCH_CODE)
+        start["branch_id"] = branch["id"]
+    await world.api.json("PUT", f"/api/v1/audits/{audit_id}", who, expect=201, json=start)
+    photos = [await upload_photo(world.api, who, audit_id, "lobby_photo", seed=hash(audit_id) % 1000)]
+    if "hall_clean" in fail:
+        photos.append(await upload_photo(world.api, who, audit_id, "hall_clean", seed=hash(audit_id) % 1000 + 1))
+    await world.api.json("PATCH", f"/api/v1/audits/{audit_id}/answers", who, expect=200,
+                         json=failing_answers(now, fail))
+    result: dict[str, Any] = await world.api.json("POST", f"/api/v1/audits/{audit_id}/submit", who, expect=200)
+    return {**result, "audit_id": audit_id, "branch": branch, "photos": photos}
+
+
+async def released_audit(world: ConsoleWorld, who: str = "inspector", **kw: Any) -> dict[str, Any]:
+    audit = await submitted_audit(world, who, **kw)
+    await world.api.json("POST", f"/api/v1/audits/{audit['audit_id']}/release", "compliance", expect=200)
+    return audit
+
+
+async def console_sign_in(page: Any, world: ConsoleWorld, role: str) -> None:
+    await page.goto("/app/login")
+    credentials = world.credentials[role]
+    await page.fill("#username", credentials["username"])
+    await page.fill("#password", credentials["password"])
+    await page.click("button[type=submit]")
+    await page.wait_for_url(CONSOLE_HOME[role])
+
+
+__all__ = ["DESKTOP", "PHONE", "ConsoleWorld", "console_sign_in", "console_world", "released_audit", "submitted_audit"]
