@@ -15,9 +15,10 @@ from server.clock import FakeClock
 from server.context import Services
 from server.jobs.dispatcher import Dispatcher
 from server.jobs.runner import BackgroundJob
-from server.jobs.sequencer import Sequencer
+from server.jobs.sequencer import Sequencer, sequence_pending
 from server.jobs.wakeups import Wakeups
 from server.settings import Settings
+from server.storage import trail
 from tests.test_events_dispatcher import SYSTEM, Pinged, counting_handler, effect_counts
 
 WRITES = {"insert", "update", "delete", "findAndModify"}
@@ -86,3 +87,31 @@ async def test_another_instances_commit_reaches_the_handler_within_a_second(
             await job.stop()
         await other.client.close()
     assert sorted(delays)[-1] < 1.0, delays  # the slowest of ten: p95 under a second
+
+
+async def _commit(services: Services, first: int) -> None:
+    async def work(uow: Any) -> None:
+        for n in range(first, first + 5):
+            uow.emit(Pinged(n=n), subject_type="thing", subject_id="x")
+        uow.record("thing.ping", "thing", "x", {"first": first})
+
+    await services.transact(SYSTEM, work)
+
+
+async def test_a_sequencer_whose_remembered_state_went_stale_aborts_and_reads_it_afresh(
+        services: Services, settings: Settings, mongo_uri: str, clock: FakeClock) -> None:
+    other = bootstrap(settings, mongo_uri, clock=clock)
+    try:
+        await _commit(services, 0)
+        assert await sequence_pending(services) == (6, False)  # remembers last seq 5 and the trail head
+        await _commit(services, 5)
+        assert await sequence_pending(other) == (6, False)  # another instance moved both on
+        await _commit(services, 10)
+        assert await sequence_pending(services) == (0, True)  # its memory is stale: refused, nothing written
+        assert await sequence_pending(services) == (6, False)  # read afresh
+    finally:
+        await other.client.close()
+    log = await services.db.event_log.find().sort("seq", 1).to_list()
+    assert [p["seq"] for p in log] == list(range(1, 16))
+    chain = await trail.verify_chain(services.db)
+    assert chain.ok and chain.head_seq == 3 and chain.unsealed == 0

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from dataclasses import dataclass
 from datetime import timedelta
 
 from pymongo.asynchronous.client_session import AsyncClientSession
@@ -66,7 +67,7 @@ async def seal_trail(services: Services, batch: int = BATCH) -> int:
     for group in outbox.transaction_groups(await trail.pending_markers(db, batch), batch, "entry_ids"):
 
         async def sealing(session: AsyncClientSession, group: list[Doc] = group) -> int:
-            return await trail.seal_markers(db, group, now, session)
+            return (await trail.seal_markers(db, group, now, session))[0]
 
         try:
             async with services.client.start_session() as session:
@@ -77,12 +78,31 @@ async def seal_trail(services: Services, batch: int = BATCH) -> int:
     return sealed
 
 
+@dataclass
+class Sequenced:
+    """What this process's sequencer last committed: the last seq and the trail head. Believed, not trusted:
+    each transaction moves the state only from exactly these values, so a belief made stale by another
+    instance's sequencer aborts that transaction, and the next one reads the state afresh."""
+
+    last_seq: int | None = None
+    head: tuple[int, str] | None = None
+
+
+def _belief(services: Services) -> Sequenced:
+    found = services.extras.get("sequenced")
+    if not isinstance(found, Sequenced):
+        found = Sequenced()
+        services.extras["sequenced"] = found
+    return found
+
+
 async def sequence_pending(services: Services, batch: int = BATCH) -> tuple[int, bool]:
     """Number the oldest pending events and seal the oldest pending trail entries together, one
     transaction per about `batch` of each (a commit's events and trail entries usually share one);
     returns how many moved, and whether more were waiting than this pass read."""
     db = services.db
     now = services.clock.now()
+    belief = _belief(services)
     event_markers = await outbox.pending_markers(db, batch)
     trail_markers = await trail.pending_markers(db, batch)
     event_groups = outbox.transaction_groups(event_markers, batch)
@@ -91,17 +111,32 @@ async def sequence_pending(services: Services, batch: int = BATCH) -> tuple[int,
     for n in range(max(len(event_groups), len(trail_groups))):
         events = event_groups[n] if n < len(event_groups) else []
         entries = trail_groups[n] if n < len(trail_groups) else []
+        known, after = Sequenced(belief.last_seq, belief.head), Sequenced(belief.last_seq, belief.head)
 
-        async def both(session: AsyncClientSession, events: list[Doc] = events, entries: list[Doc] = entries) -> int:
-            numbered = await outbox.log_markers(db, events, session) if events else 0
-            return numbered + (await trail.seal_markers(db, entries, now, session) if entries else 0)
+        async def both(session: AsyncClientSession, events: list[Doc] = events, entries: list[Doc] = entries,
+                       after: Sequenced = after, known: Sequenced = known) -> int:
+            count = 0
+            if events:
+                last = await outbox.last_event_seq(db, session) if known.last_seq is None else known.last_seq
+                count = await outbox.log_markers(db, events, session, known_last=last)
+                after.last_seq = last + count
+            if entries:
+                sealed, after.head = await trail.seal_markers(db, entries, now, session, known_head=known.head)
+                count += sealed
+            return count
 
         try:
             async with services.client.start_session() as session:
                 moved += await session.with_transaction(both)
         except (DuplicateKeyError, OperationFailure, outbox.SequencingConflict) as exc:
+            # Another sequencer (our lease lapsed, or a belief went stale): nothing of this attempt committed.
+            belief.last_seq = belief.head = None
             log.warning("sequencing collided with another sequencer; retrying", extra={"error": str(exc)})
             return moved, True
+        except BaseException:
+            belief.last_seq = belief.head = None  # whether it committed is unknown
+            raise
+        belief.last_seq, belief.head = after.last_seq, after.head
         if events:
             sequenced_signal(services).set()
     return moved, len(event_markers) >= batch or len(trail_markers) >= batch

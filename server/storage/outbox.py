@@ -113,19 +113,27 @@ async def last_event_seq(db: Database, session: AsyncClientSession | None = None
     return int(state["last_seq"]) if state is not None else 0
 
 
-async def log_markers(db: Database, markers: list[Doc], session: AsyncClientSession) -> int:
+async def log_markers(db: Database, markers: list[Doc], session: AsyncClientSession,
+                      known_last: int | None = None) -> int:
     """Give the markers' events the next positions, in order, and consume the markers; returns how many.
 
-    Raises SequencingConflict (so the transaction aborts) when a marker was consumed meanwhile."""
-    first = await last_event_seq(db, session) + 1
+    `known_last` is the last seq as the caller believes it (a sequencer remembers what it committed, which
+    saves reading it): the state moves only from exactly that value, so a belief made stale by another
+    sequencer aborts the transaction like any other overlap. Raises SequencingConflict (so the
+    transaction aborts) when a marker was consumed meanwhile or the last seq moved."""
+    last = await last_event_seq(db, session) if known_last is None else known_last
+    first = last + 1
     entries = [{"_id": e["id"], "seq": first + i, "type": e["type"], "subject": e["subject"]}
                for i, e in enumerate(e for m in markers for e in m["events"])]
     if not entries:
         return 0
     await db.event_log.insert_many(entries, ordered=True, session=session)
     await delete_markers(db.outbox_pending, markers, session)
-    await db.sequence_state.update_one({"_id": "events"}, {"$set": {"last_seq": first + len(entries) - 1}},
-                                       upsert=True, session=session)
+    moved = await db.sequence_state.update_one(
+        {"_id": "events", "last_seq": last}, {"$set": {"last_seq": last + len(entries)}},
+        upsert=last == 0, session=session)
+    if not moved.matched_count and moved.upserted_id is None:
+        raise SequencingConflict(f"the last seq is no longer {last}")
     return len(entries)
 
 

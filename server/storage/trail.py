@@ -18,7 +18,7 @@ from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.asynchronous.client_session import AsyncClientSession
 
 from server.db import Database, Doc
-from server.storage.outbox import MARKER_ORDER, delete_markers, slices
+from server.storage.outbox import MARKER_ORDER, SequencingConflict, delete_markers, slices
 from server.storage.paging import after_filter, combine, page_of
 
 GENESIS_HASH = "0" * 64
@@ -185,15 +185,20 @@ async def pending_markers(db: Database, limit: int) -> list[Doc]:
     return await db.trail_pending.find({}).sort(MARKER_ORDER).limit(limit).to_list()
 
 
-async def seal_markers(db: Database, markers: list[Doc], now: datetime, session: AsyncClientSession) -> int:
-    """Seal the markers' entries, in order, after the current head; returns how many.
+async def seal_markers(db: Database, markers: list[Doc], now: datetime, session: AsyncClientSession,
+                       known_head: tuple[int, str] | None = None) -> tuple[int, tuple[int, str]]:
+    """Seal the markers' entries, in order, after the current head; returns how many, and the new head.
 
-    Raises outbox.SequencingConflict (aborting the transaction) when another sealer took a marker."""
+    `known_head` is (seq, hash) of the head as the caller believes it (saves reading it); the head moves
+    only from exactly that seq. Raises outbox.SequencingConflict (aborting the transaction) when another
+    sealer took a marker or moved the head."""
     entry_ids = [entry_id for m in markers for entry_id in m["entry_ids"]]
     entries = await entries_by_ids(db, entry_ids, session)
-    current = await head(db, session)
-    seq = int(current["seq"]) if current else 0
-    prev_hash = str(current["hash"]) if current else GENESIS_HASH
+    if known_head is None:
+        current = await head(db, session)
+        known_head = (int(current["seq"]), str(current["hash"])) if current else (0, GENESIS_HASH)
+    start_seq, prev_hash = known_head
+    seq = start_seq
     links = []
     for entry_id in entry_ids:
         # A marker commits with its entries, so each is there; a missing one was deleted: skip it
@@ -208,12 +213,15 @@ async def seal_markers(db: Database, markers: list[Doc], now: datetime, session:
     if links:
         await db.trail_chain.insert_many(links, ordered=True, session=session)
     await delete_markers(db.trail_pending, markers, session)
-    # Head moves in the same transaction: two sealers racing conflict on this document.
-    await db.trail_head.update_one(
-        {"_id": HEAD_ID}, {"$set": {"seq": seq, "hash": prev_hash, "updated_at": now}}, upsert=True,
-        session=session,
+    # Head moves in the same transaction, from exactly the seq it was sealed after: two sealers racing
+    # conflict on this document.
+    moved = await db.trail_head.update_one(
+        {"_id": HEAD_ID, "seq": start_seq}, {"$set": {"seq": seq, "hash": prev_hash, "updated_at": now}},
+        upsert=start_seq == 0, session=session,
     )
-    return len(links)
+    if not moved.matched_count and moved.upserted_id is None:
+        raise SequencingConflict(f"the trail head is no longer at seq {start_seq}")
+    return len(links), (seq, prev_hash)
 
 
 async def unsealed_count(db: Database) -> int:
