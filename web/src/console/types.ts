@@ -44,6 +44,7 @@ export interface AuditDetail extends AuditRow {
   result: { sections?: { id: string; score: number | null; max: number }[] } | null;
   findings: Finding[] | null;
   rectifications: Rectification[] | null;
+  photos: Record<string, string[]> | null;
   checklist: import("../rules/types.ts").ServedChecklist | null;
   checkin?: { distance_m?: number | null; accuracy_m?: number | null; inside?: boolean | null } | null;
 }
