@@ -99,15 +99,17 @@ class Services:
     async def transact(self, actor: ActorInfo, work: Callable[[UnitOfWork], Awaitable[T]]) -> T:
         """Run `work` in a transaction with its events and trail entries (retried on transient conflicts)."""
         attempts = 0
+        marked = False  # whether the committed attempt left pending markers for the sequencer
         started = time.monotonic()
         async with self.client.start_session() as session:
 
             async def attempt(s: AsyncClientSession) -> T:
-                nonlocal attempts
+                nonlocal attempts, marked
                 attempts += 1
                 uow = UnitOfWork(self, s, actor)
                 result = await work(uow)
                 await uow.flush()
+                marked = bool(uow.events or uow.trail)
                 return result
 
             # with_transaction retries transient errors for up to 120 s; a request must give up sooner (seen:
@@ -123,7 +125,8 @@ class Services:
                 raise
             finally:
                 self._observe_transaction(work, actor, attempts, time.monotonic() - started)
-        self.outbox_signal.set()
+        if marked:  # a commit without events or trail (most event handlers') gives the sequencer nothing to do
+            self.outbox_signal.set()
         return result
 
     def _observe_transaction(self, work: Callable[..., Any], actor: ActorInfo, attempts: int, seconds: float) -> None:

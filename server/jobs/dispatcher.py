@@ -24,8 +24,8 @@ from server.db import UNAVAILABLE_ERRORS, Doc
 from server.handlers import all_handlers
 from server.handlers.base import EventHandler
 from server.jobs.loop import LEASE_TTL_S, Lease, PollingLoop
+from server.jobs.sequencer import GATHER_S, SLOW_POLL_S, sequence_once, sequenced_signal
 from server.jobs.sequencer import LEASE as SEQUENCER_LEASE
-from server.jobs.sequencer import SLOW_POLL_S, sequence_once, sequenced_signal
 from server.storage import outbox, trail
 from server.storage.meta import acquire_lease, release_lease
 
@@ -167,8 +167,8 @@ class HandlerRunner:
         now = self.services.clock.now()
         for event in events:
             key = outbox.subject_key(event)
-            self._no_deferrals_until = None
             if key in blocked:
+                self._no_deferrals_until = None
                 await outbox.defer(self.services.db, self.handler.name, event, outbox.STATUS_QUEUED, now)
                 continue
             error = await self._handle_one(event)
@@ -242,7 +242,7 @@ class Dispatcher(PollingLoop):
     def __init__(self, services: Services, handlers: list[EventHandler] | None = None, *,
                  poll_s: float = SLOW_POLL_S, lease_ttl_s: float = LEASE_TTL_S, batch: int = 200,
                  policy: RetryPolicy | None = None) -> None:
-        super().__init__(poll_s=poll_s, wake=sequenced_signal(services))
+        super().__init__(poll_s=poll_s, wake=sequenced_signal(services), gather_s=GATHER_S)
         self.services = services
         self.handlers = all_handlers() if handlers is None else handlers
         self.batch = batch

@@ -36,10 +36,14 @@ class PollingLoop(ABC):
 
     name = "job"
 
-    def __init__(self, *, poll_s: float, wake: asyncio.Event | None = None, grace_s: float = GRACE_S) -> None:
+    def __init__(self, *, poll_s: float, wake: asyncio.Event | None = None, grace_s: float = GRACE_S,
+                 gather_s: float = 0.0) -> None:
         self.poll_s = poll_s
         self.wake = wake
         self.grace_s = grace_s
+        # After a wake-up, wait this long before the pass, so commits close together share one pass (a
+        # phone's requests come tens of milliseconds apart; each pass costs several round trips).
+        self.gather_s = gather_s
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -96,6 +100,8 @@ class PollingLoop(ABC):
             waiters.append(asyncio.ensure_future(self.wake.wait()))
         try:
             await asyncio.wait(waiters, timeout=self.poll_s, return_when=asyncio.FIRST_COMPLETED)
+            if self.gather_s and self.wake is not None and self.wake.is_set():
+                await asyncio.wait(waiters[:1], timeout=self.gather_s)
         finally:
             for waiter in waiters:
                 waiter.cancel()

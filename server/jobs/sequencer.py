@@ -26,6 +26,8 @@ BATCH = 500
 # How often a job that is not woken looks for work anyway: commits in this process wake it at once, and
 # commits of other instances through the change stream (server.jobs.wakeups); this poll is the safety net.
 SLOW_POLL_S = 5.0
+# How long a woken job waits for more commits before its pass (see PollingLoop.gather_s).
+GATHER_S = 0.05
 
 
 def sequenced_signal(services: Services) -> asyncio.Event:
@@ -160,7 +162,7 @@ class Sequencer(PollingLoop):
 
     def __init__(self, services: Services, *, poll_s: float = SLOW_POLL_S, lease_ttl_s: float = LEASE_TTL_S,
                  batch: int = BATCH) -> None:
-        super().__init__(poll_s=poll_s, wake=services.outbox_signal)
+        super().__init__(poll_s=poll_s, wake=services.outbox_signal, gather_s=GATHER_S)
         self.services = services
         self.lease = Lease(LEASE, timedelta(seconds=lease_ttl_s))
         self.batch = batch
