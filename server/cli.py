@@ -172,6 +172,9 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         settings.host = args.host
     if args.port:
         settings.port = args.port
+    from server.auth_state import build_auth_state
+
+    build_auth_state(settings)  # a weak secret or a bad TRUSTED_PROXIES stops start-up here, in one line
     if args.worker:
         return asyncio.run(_serve_process(settings, settings.mongodb_uri or "", reuse_port=True, prepare=False))
     from server.embedded import EmbeddedDatabaseError, EmbeddedMongo

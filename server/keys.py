@@ -18,3 +18,5 @@ OPERATION: web.RequestKey[Operation] = web.RequestKey("operation", object)  # ty
 REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id", str)
 CURRENT_USER: web.RequestKey[dict[str, Any]] = web.RequestKey("current_user", dict)
 EXTRA: web.RequestKey[dict[str, Any]] = web.RequestKey("extra", dict)
+# A download ticket taken out of the query (server.http.authn), redeemed when the route authenticates.
+DOWNLOAD_TICKET: web.RequestKey[str] = web.RequestKey("download_ticket", str)

@@ -1,10 +1,11 @@
-"""Passwords (argon2), access tokens (JWT) and refresh tokens (opaque, stored hashed)."""
+"""Passwords (argon2), access tokens (JWT signed with a key ring) and refresh tokens (opaque, stored hashed)."""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
 import secrets
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -34,10 +35,64 @@ class Passwords:
 
         return await asyncio.to_thread(check)
 
+
 JWT_ALGORITHM = "HS256"
+# HS256 keys shorter than the hash output are guessable offline from one captured token (RFC 7518 3.2).
+MIN_SECRET_BYTES = 32
+# Strings published in this repository's history, its docs or common templates: never a real secret.
+KNOWN_PLACEHOLDERS = frozenset({
+    "change-me-to-a-long-random-secret", "change-me", "changeme", "secret", "jwt-secret", "your-secret",
+    "your-256-bit-secret", "supersecret", "please-change-me", "replace-me",
+})
 
 
-def issue_access_token(secret: str, *, user_id: str, role: str, session_id: str, now: datetime, ttl_s: int) -> str:
+def weak_secret_reason(secret: str) -> str | None:
+    """Why a signing secret must not be used, or None when it is acceptable."""
+    lowered = secret.strip().lower()
+    if lowered in KNOWN_PLACEHOLDERS or "change-me" in lowered or "changeme" in lowered:
+        return "is a published placeholder"
+    if len(secret.encode()) < MIN_SECRET_BYTES:
+        return f"is shorter than {MIN_SECRET_BYTES} bytes"
+    return None
+
+
+def key_id(secret: str) -> str:
+    """A stable, public name for a secret (a hash prefix: naming the key reveals nothing usable about it)."""
+    return hashlib.sha256(b"branch-audit signing key\x00" + secret.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class SigningKey:
+    kid: str
+    secret: str
+
+    @classmethod
+    def of(cls, secret: str) -> SigningKey:
+        return cls(key_id(secret), secret)
+
+
+class SigningKeys:
+    """The key new tokens are signed with, and the one before it. Tokens name their key (`kid`); the previous
+    key is honoured only until one access-token lifetime after the current key came into use, so a rotation
+    logs nobody out and a retired key (perhaps the leaked one) stops working soon after."""
+
+    def __init__(self, current: SigningKey, previous: SigningKey | None = None) -> None:
+        self.current = current
+        self.previous = previous if previous is not None and previous.kid != current.kid else None
+        # Set once the first use of the current key is known (server.auth_state); until then, not honoured.
+        self.previous_until: datetime | None = None
+
+    def key_for(self, kid: object, now: datetime) -> SigningKey | None:
+        if kid == self.current.kid:
+            return self.current
+        if self.previous is not None and kid == self.previous.kid and self.previous_until is not None \
+                and now < self.previous_until:
+            return self.previous
+        return None
+
+
+def issue_access_token(keys: SigningKeys, *, user_id: str, role: str, session_id: str, now: datetime,
+                       ttl_s: int) -> str:
     claims = {
         "sub": user_id,
         "role": role,
@@ -46,17 +101,24 @@ def issue_access_token(secret: str, *, user_id: str, role: str, session_id: str,
         "exp": int((now + timedelta(seconds=ttl_s)).timestamp()),
         "typ": "access",
     }
-    return jwt.encode(claims, secret, algorithm=JWT_ALGORITHM)
+    return jwt.encode(claims, keys.current.secret, algorithm=JWT_ALGORITHM, headers={"kid": keys.current.kid})
 
 
-def decode_access_token(secret: str, token: str, now: datetime) -> dict[str, Any] | None:
-    """The claims of a valid, unexpired access token, else None."""
+def decode_access_token(keys: SigningKeys, token: str, now: datetime) -> dict[str, Any] | None:
+    """The claims of a valid, unexpired access token signed with a key still honoured, else None."""
+    try:
+        kid = jwt.get_unverified_header(token).get("kid")
+    except jwt.PyJWTError:
+        return None
+    key = keys.key_for(kid, now)
+    if key is None:
+        return None
     try:
         claims: dict[str, Any] = jwt.decode(
             token,
-            secret,
+            key.secret,
             algorithms=[JWT_ALGORITHM],
-            options={"verify_exp": False, "require": ["sub", "exp", "sid"]},
+            options={"verify_exp": False, "verify_iat": False, "require": ["sub", "exp", "sid"]},
         )
     except jwt.PyJWTError:
         return None
@@ -70,6 +132,11 @@ def new_refresh_token() -> str:
     return secrets.token_urlsafe(32)
 
 
+def new_ticket() -> str:
+    """A single-use download ticket: unguessable, short enough for a URL."""
+    return secrets.token_urlsafe(24)
+
+
 def token_digest(token: str) -> str:
-    """Refresh tokens are stored as digests: a database leak does not hand out sessions."""
+    """Refresh tokens and tickets are stored as digests: a database leak does not hand out sessions."""
     return hashlib.sha256(token.encode()).hexdigest()

@@ -1,4 +1,5 @@
-"""Ending server-side transactions that a network failure cut off from their client.
+"""Ending sessions: a user's logins (`end_session`, `end_sessions_of_user`), and the server-side transactions
+that a network failure cut off from their client.
 
 When the database stops answering mid-transaction (a pause, an overloaded host, a dropped link), the
 client gives up, but the transaction stays open on the server: closing the connection does not abort it
@@ -15,14 +16,56 @@ import contextvars
 import logging
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pymongo
 from pymongo.errors import ConnectionFailure, PyMongoError
 
 from server.db import Client, is_unavailable
+from server.storage import auth as auth_store
+
+if TYPE_CHECKING:
+    from server.context import UnitOfWork
 
 log = logging.getLogger("branch_audit.sessions")
+
+
+# --- users' logins ----------------------------------------------------------------------------------
+
+
+async def end_sessions_of_user(uow: UnitOfWork, user_id: str, reason: str, *,
+                               keep_session: str | None = None) -> int:
+    """End every login of a user inside the caller's transaction (deactivation, a role or scope change,
+    a password change or reset); returns how many ended. Their refresh tokens stop at once and their access
+    tokens at their next request, on every instance: run the command within
+    `server.auth_state.revocations_reach_every_instance` (every HTTP request is), which waits, after the
+    commit, until every instance has forgotten what it cached."""
+    sessions = await auth_store.open_sessions_of(uow.db, user_id, uow.session)
+    ended = [s["_id"] for s in sessions if s["_id"] != keep_session]
+    await _revoke(uow, user_id, ended, reason)
+    return len(ended)
+
+
+async def end_session(uow: UnitOfWork, user_id: str, session_id: str, reason: str) -> None:
+    """End one login (logout, a replayed refresh token) inside the caller's transaction."""
+    await _revoke(uow, user_id, [session_id], reason)
+
+
+async def _revoke(uow: UnitOfWork, user_id: str, session_ids: list[str], reason: str) -> None:
+    from server.auth_state import note_revocation
+
+    # The epoch moves even when no session was open: the user's other changes in this transaction
+    # (deactivation, a new role) must reach every instance's cache before the caller is answered.
+    note_revocation(await auth_store.bump_revocation_epoch(uow.db, uow.session))
+    if not session_ids:
+        return
+    await auth_store.revoke_sessions(uow.db, session_ids, user_id, uow.now, reason,
+                                     uow.services.settings.access_token_ttl_s, uow.session)
+    uow.record("session.end", "user", user_id, {"reason": reason, "sessions": len(session_ids)},
+               session_id=session_ids[0] if len(session_ids) == 1 else None)
+
+
+# --- database sessions cut off mid-transaction --------------------------------------------------------
 
 # Past this the server has reaped the transaction by itself (60 s idle), outages included.
 GIVE_UP_AFTER_S = 180.0

@@ -6,7 +6,7 @@ import secrets
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -23,11 +23,25 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8080
     var_dir: Path = Path("var")
-    jwt_secret: str | None = Field(default=None, description="Required with MONGODB_URI")
+    jwt_secret: str | None = Field(default=None, description="Required with MONGODB_URI; at least 32 bytes")
+    # Docker and Kubernetes mount secrets as files: each secret may instead be read from one (*_FILE).
+    jwt_secret_file: Path | None = None
+    # The secret before the last rotation: its tokens keep working for one access-token lifetime.
+    jwt_previous_secret: str | None = None
+    jwt_previous_secret_file: Path | None = None
     access_token_ttl_s: int = 900
     refresh_token_ttl_s: int = 30 * 24 * 3600
-    login_max_failures: int = 5
+    # Login throttling (server/domain/login_throttle.py, numbers explained in the README).
+    login_free_failures: int = 3
+    login_max_failures: int = 10
     login_window_s: int = 900
+    login_max_delay_s: int = 300
+    login_address_max_usernames: int = 30
+    # Comma-separated addresses or CIDRs of proxies whose X-Forwarded-For entries are believed.
+    trusted_proxies: str = ""
+    # How long an instance may answer from its authentication cache (revocations clear it at once).
+    auth_cache_s: float = 30.0
+    download_ticket_ttl_s: int = 30
     max_upload_bytes: int = 20 * 1024 * 1024
     max_json_bytes: int = 1024 * 1024
     # A connection that has not sent a whole request by then is closed (slowloris-style header trickling).
@@ -38,7 +52,8 @@ class Settings(BaseSettings):
     argon2_memory_kib: int = 65536
     log_level: str = "INFO"
     log_format: Literal["json", "text"] = "json"
-    seed_demo: bool = True
+    # Unset: seed the demo organisation only on the embedded database; with MONGODB_URI only when set to true.
+    seed_demo: bool | None = None
     publish_checklists: bool = True
     checklists_dir: Path = Path("checklists")
     webhook_allow_private: bool = False
@@ -47,6 +62,7 @@ class Settings(BaseSettings):
     smtp_from: str = "branch-audit@localhost"
     smtp_username: str | None = None
     smtp_password: SecretStr | None = None
+    smtp_password_file: Path | None = None
     smtp_starttls: bool = False
     email_max_attempts: int = 8
     # Rectification deadlines and reminders (server/domain/deadlines.py, server/domain/reminders.py)
@@ -75,12 +91,39 @@ class Settings(BaseSettings):
     backup_keep: int = Field(default=7, ge=1)
     appeal_window_days: int = 14
 
+    @model_validator(mode="after")
+    def _read_secret_files(self) -> Settings:
+        # SystemExit, not ValueError: start-up stops with one readable line instead of a validation report.
+        for name in ("jwt_secret", "jwt_previous_secret", "smtp_password"):
+            path: Path | None = getattr(self, f"{name}_file")
+            if path is None:
+                continue
+            if getattr(self, name):
+                raise SystemExit(f"{name.upper()} and {name.upper()}_FILE are both set; set one")
+            try:
+                value = path.read_text().strip()
+            except OSError as exc:
+                raise SystemExit(f"{name.upper()}_FILE: cannot read {path}: {exc.strerror}") from None
+            setattr(self, name, SecretStr(value) if name == "smtp_password" else value)
+        return self
+
+    def should_seed_demo(self) -> bool:
+        """Demo data is for demos: a bank's own database gets it only when asked for explicitly."""
+        return self.seed_demo if self.seed_demo is not None else not self.mongodb_uri
+
     def jwt_secret_or_generated(self) -> str:
         """The configured secret, or for the embedded default one kept under var/ across restarts."""
         if self.jwt_secret:
+            from server.security import weak_secret_reason
+
+            for name, secret in (("JWT_SECRET", self.jwt_secret), ("JWT_PREVIOUS_SECRET", self.jwt_previous_secret)):
+                reason = weak_secret_reason(secret) if secret else None
+                if reason:
+                    raise SystemExit(f"{name} {reason}; make one with: openssl rand -base64 48")
             return self.jwt_secret
         if self.mongodb_uri:
-            raise SystemExit("JWT_SECRET must be set when MONGODB_URI is set (all instances must share it)")
+            raise SystemExit("JWT_SECRET must be set when MONGODB_URI is set (all instances must share it); "
+                             "make one with: openssl rand -base64 48")
         path = self.var_dir / "jwt-secret"
         if path.exists():
             return path.read_text().strip()

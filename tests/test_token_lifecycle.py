@@ -7,9 +7,16 @@ import re
 import uuid
 from datetime import timedelta
 
+import jwt
+from aiohttp import ClientSession
+
+from server.auth_state import auth_state, build_auth_state, start_auth, stop_auth
 from server.clock import FakeClock
+from server.context import Services
 from server.http.routes import all_routers
+from server.security import SigningKey, SigningKeys, issue_access_token, key_id
 from tests.conftest import Api, assert_problem
+from tests.instances import serving
 
 PARAM = re.compile(r"\{(\w+)(?::[^}]*)?\}")
 
@@ -76,8 +83,6 @@ async def test_a_replayed_refresh_token_kills_the_access_tokens_of_its_family(ap
 
 
 async def test_a_token_signed_with_another_secret_or_forged_role_is_refused(api: Api) -> None:
-    import jwt
-
     tokens = await api.login("inspector")
     claims = jwt.decode(tokens["access_token"], options={"verify_signature": False})
     forged = jwt.encode({**claims, "role": "admin"}, "not-the-secret-" + "x" * 32, algorithm="HS256")
@@ -85,3 +90,50 @@ async def test_a_token_signed_with_another_secret_or_forged_role_is_refused(api:
     for token in (forged, unsigned):
         resp = await api.call("GET", "/api/v1/users", headers={"Authorization": f"Bearer {token}"})
         assert_problem(resp, await resp.json(content_type=None), 401)
+
+
+# --- signing-key rotation --------------------------------------------------------------------------
+
+
+async def test_a_token_of_the_previous_key_works_until_it_expires_then_the_key_retires(
+        services: Services, demo: dict[str, dict[str, str]], clock: FakeClock) -> None:
+    old = SigningKeys(SigningKey.of("old-signing-secret-" + "o" * 32))
+    services.settings.jwt_previous_secret = old.current.secret
+    services.extras["auth"] = build_auth_state(services.settings)
+    async with serving(services) as base, ClientSession() as http:
+        api = Api(http, base, demo)
+        tokens = await api.login("compliance")
+        claims = jwt.decode(tokens["access_token"], options={"verify_signature": False})
+        ttl = services.settings.access_token_ttl_s
+        # Issued just before the rotation by an instance still on the old key.
+        from_old_key = issue_access_token(old, user_id=claims["sub"], role=claims["role"], session_id=claims["sid"],
+                                          now=clock.now() - timedelta(seconds=1), ttl_s=ttl)
+        forged_long = issue_access_token(old, user_id=claims["sub"], role=claims["role"], session_id=claims["sid"],
+                                         now=clock.now(), ttl_s=ttl * 10)
+        unknown_kid = jwt.encode({**claims, "exp": claims["exp"] + 60}, services.settings.jwt_secret,
+                                 algorithm="HS256", headers={"kid": "0123456789abcdef"})
+        no_kid = jwt.encode(claims, services.settings.jwt_secret, algorithm="HS256")
+
+        async def status(token: str) -> int:
+            return (await api.call("GET", "/api/v1/me", headers={"Authorization": f"Bearer {token}"})).status
+
+        assert await status(from_old_key) == 200
+        assert await status(unknown_kid) == 401
+        assert await status(no_kid) == 401
+        clock.advance(timedelta(seconds=ttl - 2))
+        assert await status(from_old_key) == 200
+        clock.advance(timedelta(seconds=2))
+        assert await status(from_old_key) == 401  # expired
+        # One access-token lifetime after the new key came into use, the old key is not honoured at all.
+        assert await status(forged_long) == 401
+        fresh = await api.json("POST", "/api/v1/auth/refresh", json={"refresh_token": tokens["refresh_token"]},
+                               expect=200)
+        assert jwt.get_unverified_header(fresh["access_token"])["kid"] == key_id(services.settings.jwt_secret or "")
+        assert await status(fresh["access_token"]) == 200
+    # A restart does not reopen the window: the new key's first use is remembered in the database.
+    services.extras["auth"] = build_auth_state(services.settings)
+    await start_auth(services)
+    try:
+        assert auth_state(services).keys.key_for(old.current.kid, clock.now()) is None
+    finally:
+        await stop_auth(services)

@@ -35,27 +35,15 @@ from server.domain.access import (
     require_role,
 )
 from server.errors import Unauthorized
-from server.keys import CURRENT_USER, PRINCIPAL, SERVICES
-from server.security import decode_access_token
+from server.http.authn import authenticated_user
+from server.keys import CURRENT_USER, PRINCIPAL
 
 
 async def authenticate(request: web.Request) -> Principal:
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token:
-        raise Unauthorized("Send Authorization: Bearer <access_token>", headers={"WWW-Authenticate": "Bearer"})
-    services = request.app[SERVICES]
-    claims = decode_access_token(services.jwt_secret, token.strip(), services.clock.now())
-    if claims is None:
-        raise Unauthorized("Access token is invalid or expired",
-                           headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
-    # One round trip: revoked sessions are listed on the user for as long as their access tokens could live.
-    user = await services.db.users.find_one({"_id": claims["sub"]}, {"password_hash": 0})
-    revoked = {entry["sid"] for entry in (user or {}).get("revoked_sessions", [])}
-    if user is None or not user.get("active", True) or claims["sid"] in revoked:
-        raise Unauthorized("Session is no longer valid", headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+    """The caller, from a bearer token or a download ticket (server.http.authn), or 401."""
+    user, session_id = await authenticated_user(request)
     request[CURRENT_USER] = user
-    return principal_from_user(user, session_id=claims["sid"])
+    return principal_from_user(user, session_id=session_id)
 
 
 def principal_from_user(user: dict[str, Any], session_id: str = "") -> Principal:

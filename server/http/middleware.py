@@ -1,4 +1,5 @@
-"""Request ids, problem+json for every error, 503 while the database is away, and metrics."""
+"""Request ids, problem+json for every error, 503 while the database is away, metrics, and authentication's
+own middlewares (download tickets; revocations reach every instance before the answer)."""
 
 from __future__ import annotations
 
@@ -23,8 +24,9 @@ from server.errors import (
     UnsupportedMediaType,
 )
 from server.http.api import validation_problem
+from server.http.authn import build_auth_middlewares
 from server.http.metrics import Metrics
-from server.http.request_meta import acceptable_request_id, current_request_id
+from server.http.request_meta import acceptable_request_id, client_address, current_request_id
 from server.keys import REQUEST_ID
 
 log = logging.getLogger("branch_audit.http")
@@ -81,7 +83,8 @@ def build_middlewares(metrics: Metrics) -> list[Callable[..., Awaitable[web.Stre
             # Slow requests are warnings so they show at the default production log level.
             log.log(logging.WARNING if elapsed >= SLOW_REQUEST_S else logging.INFO, "request",
                     extra={"method": request.method, "path": request.path, "route": route,
-                           "status": status, "duration_ms": round(elapsed * 1000, 2)})
+                           "status": status, "duration_ms": round(elapsed * 1000, 2),
+                           "client": client_address(request)})
             current_request_id.reset(token)
 
     async def _render_errors(request: web.Request, handler: Handler, request_id: str) -> web.StreamResponse:
@@ -117,4 +120,4 @@ def build_middlewares(metrics: Metrics) -> list[Callable[..., Awaitable[web.Stre
                 Problem(f"Something went wrong on our side; quote request id {request_id}"), request_id
             )
 
-    return [request_context]
+    return [request_context, *build_auth_middlewares()]

@@ -9,6 +9,7 @@ from pymongo import IndexModel
 # Storage modules that declare `INDEXES: dict[str, list[IndexModel]]`.
 STORAGE_MODULES = [
     "server.storage.users",
+    "server.storage.auth",
     "server.storage.org",
     "server.storage.outbox",
     "server.storage.trail",

@@ -1,0 +1,105 @@
+"""Authentication without a database read per request, and revocations that reach every instance before
+the revoking request is answered: the very next request, on any instance, is refused."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime, timedelta
+
+from aiohttp import ClientSession
+
+from server.auth_state import auth_state, revocations_reach_every_instance
+from server.clock import FakeClock
+from server.context import ActorInfo, Services, UnitOfWork
+from server.sessions import end_sessions_of_user
+from server.settings import Settings
+from server.storage import auth as auth_store
+from tests.conftest import Api
+from tests.instances import another_instance
+
+
+async def _cache_on(*instances: Services) -> None:
+    deadline = time.monotonic() + 10
+    while not all(auth_state(s).cache.enabled for s in instances):
+        assert time.monotonic() < deadline, "the revocation listener did not start"
+        await asyncio.sleep(0.02)
+
+
+async def _me(http: ClientSession, base: str, token: str) -> int:
+    async with http.get(base + "/api/v1/me", headers={"Authorization": f"Bearer {token}"}) as resp:
+        await resp.read()
+        return resp.status
+
+
+async def test_repeated_requests_are_authenticated_from_the_cache(api: Api, services: Services) -> None:
+    await _cache_on(services)
+    token = (await api.login("inspector"))["access_token"]
+    hits = auth_state(services).cache.hits
+    for _ in range(5):
+        assert await _me(api.session, api.base, token) == 200
+    assert auth_state(services).cache.hits >= hits + 4
+
+
+async def test_a_logout_on_one_instance_refuses_the_token_on_another_at_once(
+        api: Api, services: Services, settings: Settings, mongo_uri: str, clock: FakeClock) -> None:
+    async with another_instance(settings, mongo_uri, clock) as (other, other_base):
+        await _cache_on(services, other)
+        tokens = await api.login("branch_head")
+        token = tokens["access_token"]
+        assert await _me(api.session, other_base, token) == 200
+        assert await _me(api.session, other_base, token) == 200  # now cached there
+        assert (await api.call("POST", "/api/v1/auth/logout",
+                               headers={"Authorization": f"Bearer {token}"})).status == 200
+        assert await _me(api.session, other_base, token) == 401
+
+
+async def test_a_deactivated_user_is_refused_on_every_instance_at_the_next_request(
+        api: Api, services: Services, settings: Settings, mongo_uri: str, clock: FakeClock) -> None:
+    async with another_instance(settings, mongo_uri, clock) as (other, other_base):
+        await _cache_on(services, other)
+        tokens = await api.login("inspector")
+        token, user_id = tokens["access_token"], tokens["user"]["id"]
+        for base in (api.base, other_base):
+            assert await _me(api.session, base, token) == 200
+            assert await _me(api.session, base, token) == 200
+
+        async def deactivate(uow: UnitOfWork) -> None:
+            await uow.db.users.update_one({"_id": user_id}, {"$set": {"active": False}}, session=uow.session)
+            await end_sessions_of_user(uow, user_id, "deactivated")
+
+        # As the admin's deactivation command does, on this instance.
+        async with revocations_reach_every_instance(services):
+            await services.transact(ActorInfo.system("test"), deactivate)
+        assert await _me(api.session, other_base, token) == 401
+        assert await _me(api.session, api.base, token) == 401
+        entry = await services.db.trail.find_one({"action": "session.end", "entity_id": user_id})
+        assert entry is not None and entry["summary"] == {"reason": "deactivated", "sessions": 1}
+
+
+async def test_a_password_change_ends_the_other_sessions_on_every_instance(
+        api: Api, services: Services, settings: Settings, mongo_uri: str, clock: FakeClock) -> None:
+    async with another_instance(settings, mongo_uri, clock) as (other, other_base):
+        await _cache_on(services, other)
+        phone = (await api.login("inspector"))["access_token"]
+        desk = (await api.login("inspector"))["access_token"]
+        assert await _me(api.session, other_base, phone) == 200
+        resp = await api.call("POST", "/api/v1/me/password", headers={"Authorization": f"Bearer {desk}"},
+                              json={"current_password": api.credentials["inspector"]["password"],
+                                    "new_password": "a quiet harbour at dawn"})
+        assert resp.status == 200
+        assert await _me(api.session, other_base, phone) == 401
+        assert await _me(api.session, other_base, desk) == 200
+
+
+async def test_an_instance_that_never_confirms_delays_a_revocation_by_a_bounded_time(
+        api: Api, services: Services) -> None:
+    await _cache_on(services)
+    # A registered instance that is stalled: it never acknowledges.
+    await auth_store.register_listener(services.db, "stalled-instance", 0, datetime.now(UTC) + timedelta(minutes=1))
+    token = (await api.login("inspector"))["access_token"]
+    started = time.monotonic()
+    assert (await api.call("POST", "/api/v1/auth/logout", headers={"Authorization": f"Bearer {token}"})).status == 200
+    assert 1.5 < time.monotonic() - started < 5
+    assert services.metrics.counters["auth_revocation_ack_timeouts_total"] == 1
+    assert await _me(api.session, api.base, token) == 401
