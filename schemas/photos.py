@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import AwareDatetime, BaseModel, Field, field_validator
 
 from schemas.common import StrictModel
 
@@ -20,6 +20,22 @@ class GeoPoint(BaseModel):
 class Device(BaseModel):
     make: str | None = None
     model: str | None = None
+
+
+class ClientLocation(StrictModel):
+    """Where the phone said it was when the photo was taken (browsers strip GPS from the file itself)."""
+
+    lat: float = Field(ge=-90, le=90)
+    lon: float = Field(ge=-180, le=180)
+    accuracy_m: float | None = Field(default=None, ge=0, le=100_000)
+
+
+class DeviceReport(StrictModel):
+    """What the phone reported of a capture, beside the file: a weaker signal than EXIF (the phone's clock and
+    position are its own word), kept apart from it and never shown to branch roles."""
+
+    client_captured_at: AwareDatetime | None = None
+    client_location: ClientLocation | None = None
 
 
 class PhotoPublic(BaseModel):
@@ -52,6 +68,12 @@ class PhotoPublic(BaseModel):
         description="anti-fraud flags; the photo is kept whatever they say (empty for branch roles on audit evidence)"
     )
     purged: bool = Field(description="bytes removed by the retention purge; metadata kept")
+    client_captured_at: datetime | None = Field(
+        default=None, description="the phone's own capture time (not EXIF; null for branch roles)"
+    )
+    client_location: ClientLocation | None = Field(
+        default=None, description="the phone's own position at capture (not EXIF; null for branch roles)"
+    )
     url: str
     thumbnail_url: str
 

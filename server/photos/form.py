@@ -13,7 +13,8 @@ from server.photos.spool import READ_CHUNK_BYTES, Spool
 # Multipart boundaries, part headers and the item_id field on top of the file itself.
 FORM_OVERHEAD_BYTES = 64 * 1024
 MAX_TEXT_FIELD_BYTES = 256
-TEXT_FIELDS = ("item_id",)
+# item_id; and what the phone reports of the capture (server.services.photos.device_report_of).
+TEXT_FIELDS = ("item_id", "client_captured_at", "client_location")
 
 
 @dataclass

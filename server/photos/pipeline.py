@@ -47,7 +47,12 @@ def _inspect_spool(spool: Spool) -> ImageFacts:
 
 
 async def store_photo(
-    services: Services, actor: ActorInfo, owner: Owner, spool: Spool, filename: str | None
+    services: Services,
+    actor: ActorInfo,
+    owner: Owner,
+    spool: Spool,
+    filename: str | None,
+    device_report: dict[str, Any] | None = None,
 ) -> StoredPhoto:
     """Validate and store the spooled bytes as `owner`'s photo (or return the photo they already are).
 
@@ -74,6 +79,9 @@ async def store_photo(
             raise rejection(exc.status, exc.reason) from None
         now = services.clock.now()
         doc = await _photo_document(services, owner, facts, spool, key, photo_id, actor, now, filename)
+        # What the phone said of the capture, kept apart from the EXIF facts: a weaker signal (browsers strip
+        # GPS from uploads, and the phone's clock may be wrong), shown to reviewers only.
+        doc["device_report"] = device_report
         await writing
         file_doc = store.file_document(
             gridfs_id,

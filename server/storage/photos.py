@@ -184,3 +184,17 @@ def stored_file_ids(doc: Doc) -> list[Any]:
         ids.append(sanitized["gridfs_id"])
     ids.extend((doc.get("thumbnails") or {}).values())
     return ids
+
+
+async def audit_takes_photos(
+    db: Database, audit_id: str, statuses: tuple[str, ...], session: AsyncClientSession
+) -> bool:
+    """Whether the audit is still in one of the states that take (and give up) photos."""
+    found = await db.audits.count_documents(
+        {"_id": audit_id, "status": {"$in": list(statuses)}}, session=session, limit=1
+    )
+    return bool(found)
+
+
+async def delete_photo_record(db: Database, photo_id: str, session: AsyncClientSession) -> None:
+    await db.photos.delete_one({"_id": photo_id}, session=session)

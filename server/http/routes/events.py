@@ -7,12 +7,11 @@ from aiohttp import web
 from schemas.backbone import EventFeedQuery, FailureQuery, HandlerFailurePublic
 from schemas.common import Page
 from schemas.events import EventEnvelope
-from server.context import UnitOfWork
-from server.errors import NotFound
 from server.http import authz
 from server.http.api import ApiRouter, json_response, match_info, query_of
-from server.http.request_meta import actor
+from server.http.request_meta import origin
 from server.keys import SERVICES
+from server.services.events import retry_parked_event
 from server.storage import outbox
 
 router = ApiRouter("events")
@@ -55,18 +54,7 @@ async def list_failures(request: web.Request) -> web.Response:
              summary="Put a parked event back in line for its handler, with a fresh attempt budget",
              response=HandlerFailurePublic, roles=ADMIN_ONLY, extra_responses={404: "No such parked failure"})
 async def retry_failure(request: web.Request) -> web.Response:
-    services = request.app[SERVICES]
-    failure_id = match_info(request, "failure_id")
-
-    async def work(uow: UnitOfWork) -> dict[str, object] | None:
-        doc = await outbox.retry_parked(uow.db, failure_id, uow.now, uow.actor.user_id, uow.session)
-        if doc is not None:
-            uow.record("event_failure.retry", "handler_failure", failure_id,
-                       {"handler": doc["handler"], "event_id": doc["event_id"]})
-        return doc
-
-    doc = await services.transact(actor(request), work)
-    if doc is None:
-        raise NotFound("No parked failure with this id")
-    services.outbox_signal.set()
+    doc = await retry_parked_event(
+        request.app[SERVICES], authz.principal(request), match_info(request, "failure_id"), origin=origin(request)
+    )
     return json_response(public_failure(doc))

@@ -6,9 +6,8 @@ from typing import Any
 
 from aiohttp import web
 
-from schemas.photo_events import PhotoDeleted
-from schemas.photos import PhotoList, PhotoPublic, ThumbnailQuery, UploadStatus
-from server.context import Services, UnitOfWork
+from schemas.photos import DeviceReport, PhotoList, PhotoPublic, ThumbnailQuery, UploadStatus
+from server.context import Services
 from server.db import Doc
 from server.errors import (
     BadRequest,
@@ -24,14 +23,16 @@ from server.errors import (
 from server.http import authz
 from server.http.api import ApiRouter, json_response, match_info, query_of
 from server.http.authz import Principal
-from server.http.request_meta import actor
+from server.http.request_meta import origin
 from server.keys import SERVICES
 from server.photos import owners, tus
 from server.photos.form import read_upload_form
-from server.photos.pipeline import StoredPhoto, rejection, store_photo
+from server.photos.pipeline import StoredPhoto, rejection
 from server.photos.serving import stream_file, strong_etag
 from server.photos.spool import READ_CHUNK_BYTES, Spool
 from server.photos.variants import PhotoGone, ensure_sanitized, ensure_thumbnail
+from server.services import photos as commands
+from server.services.photos import device_report_of, reported_capture
 from server.storage import photos as store
 
 router = ApiRouter("photos")
@@ -76,6 +77,7 @@ def public_photo(doc: Doc, who: Principal) -> dict[str, Any]:
         phash=doc["phash"],
         flags=[] if hide_visit else doc.get("flags", []),  # about the auditor, like an audit's own flags
         purged=bool(doc.get("purged")),
+        **reported_capture(doc, who),
         url=f"/api/v1/photos/{doc['_id']}",
         thumbnail_url=f"/api/v1/photos/{doc['_id']}/thumbnail",
     ).model_dump(mode="json")
@@ -94,7 +96,7 @@ def _stored_response(stored: StoredPhoto, who: Principal) -> web.Response:
 
 @router.post(
     "/api/v1/audits/{audit_id}/photos",
-    summary="Add a photo to an audit item (multipart: file, item_id)",
+    summary="Add a photo to an audit item (multipart: file, item_id; optional client_captured_at, client_location)",
     roles=FIELD_ROLES,
     raw_body=True,
     body_content_types=("multipart/form-data",),
@@ -108,13 +110,14 @@ async def upload_audit_photo(request: web.Request) -> web.Response:
     audit = await owners.audit_for_upload(services.db, who, match_info(request, "audit_id"))
     with await read_upload_form(request, services.settings.max_upload_bytes) as form:
         owner = await owners.audit_owner(services.db, audit, form.fields.get("item_id"))
-        stored = await store_photo(services, actor(request), owner, form.spool, form.filename)
+        command = commands.AddPhoto(owner, form.spool, form.filename, device_report_of(form.fields, ["body"]))
+        stored = await commands.add_photo(services, who, command, origin=origin(request))
     return _stored_response(stored, who)
 
 
 @router.post(
     "/api/v1/rectifications/{rectification_id}/photos",
-    summary="Add 'after' evidence to a rectification (multipart: file)",
+    summary="Add 'after' evidence to a rectification (multipart: file; optional client_captured_at, client_location)",
     roles={authz.BRANCH_HEAD},
     raw_body=True,
     body_content_types=("multipart/form-data",),
@@ -127,7 +130,8 @@ async def upload_rectification_photo(request: web.Request) -> web.Response:
     who = authz.principal(request)
     owner = await owners.rectification_owner(services.db, who, match_info(request, "rectification_id"))
     with await read_upload_form(request, services.settings.max_upload_bytes) as form:
-        stored = await store_photo(services, actor(request), owner, form.spool, form.filename)
+        command = commands.AddPhoto(owner, form.spool, form.filename, device_report_of(form.fields, ["body"]))
+        stored = await commands.add_photo(services, who, command, origin=origin(request))
     return _stored_response(stored, who)
 
 
@@ -240,40 +244,10 @@ async def get_photo_meta(request: web.Request) -> web.Response:
     extra_responses={409: "The audit was submitted or released: evidence is retained"},
 )
 async def delete_photo(request: web.Request) -> web.Response:
-    services, who, doc = await _visible_photo(request)
-    if who.role not in FIELD_ROLES or doc["owner_type"] != "audit" or doc["uploader_id"] != who.user_id:
-        raise Forbidden("Only the inspector who took a photo may remove it, while the audit is in progress")
-    audit_id = doc["audit_id"]
-
-    async def work(uow: UnitOfWork) -> None:
-        still_open = await uow.db.audits.count_documents(
-            {"_id": audit_id, "status": {"$in": list(owners.UPLOAD_AUDIT_STATUSES)}},
-            session=uow.session,
-            limit=1,
-        )
-        if not still_open:
-            raise InvalidTransition("The audit was submitted or released; its evidence is retained")
-        await uow.db.photos.delete_one({"_id": doc["_id"]}, session=uow.session)
-        uow.emit(
-            PhotoDeleted(
-                photo_id=doc["_id"], owner_type="audit", audit_id=audit_id, item_id=doc.get("item_id")
-            ),
-            subject_type="photo",
-            subject_id=doc["_id"],
-            audit_id=audit_id,
-            branch_id=doc["branch_id"],
-        )
-        uow.record(
-            "photo.delete",
-            "photo",
-            doc["_id"],
-            {"sha256": doc["sha256"], "item_id": doc.get("item_id")},
-            audit_id=audit_id,
-        )
-
-    await services.transact(actor(request), work)
-    for file_id in store.stored_file_ids(doc):
-        await store.delete_file(services.db, file_id)
+    services = request.app[SERVICES]
+    await commands.delete_photo(
+        services, authz.principal(request), match_info(request, "photo_id"), origin=origin(request)
+    )
     return web.Response(status=204)
 
 
@@ -302,7 +276,7 @@ async def tus_options(request: web.Request) -> web.Response:
 @router.post(
     tus.UPLOADS_PATH,
     summary="tus creation: Upload-Length and Upload-Metadata (audit_id + item_id, or "
-    "rectification_id; filename), base64 values",
+    "rectification_id; filename; the phone's client_captured_at and client_location JSON), base64 values",
     roles=UPLOADERS,
     status=201,
     raw_body=True,
@@ -326,6 +300,7 @@ async def tus_create(request: web.Request) -> web.Response:
         raise rejection(422, "is empty (zero bytes)")
     metadata = tus.parse_metadata(request.headers.get("Upload-Metadata"))
     owner = await _metadata_owner(services, who, metadata)
+    report = device_report_of(metadata, ["header", "Upload-Metadata"])
     doc = tus.new_upload(
         user_id=who.user_id,
         owner=owner,
@@ -333,6 +308,7 @@ async def tus_create(request: web.Request) -> web.Response:
         length=length,
         now=services.clock.now(),
     )
+    doc["device_report"] = report.model_dump(mode="json") if report else None
     await services.db.uploads.insert_one(doc)
     return web.Response(status=201, headers={"Location": f"{tus.UPLOADS_PATH}/{doc['_id']}"})
 
@@ -438,7 +414,9 @@ async def _complete(request: web.Request, services: Services, who: Principal, up
     with Spool(services.settings.max_upload_bytes) as spool:
         await tus.assemble(services, upload, spool)
         try:
-            stored = await store_photo(services, actor(request), owner, spool, upload.get("filename"))
+            report = DeviceReport.model_validate(upload["device_report"]) if upload.get("device_report") else None
+            command = commands.AddPhoto(owner, spool, upload.get("filename"), report)
+            stored = await commands.add_photo(services, who, command, origin=origin(request))
         except Problem as problem:
             if problem.status in (415, 422):
                 await tus.finish(services, upload, photo_id=None, problem=problem.body())
