@@ -18,6 +18,7 @@ from tests.browser.conftest import (
     BRANCH_CODE,
     KEY,
     PHONE,
+    NewPage,
     ShiftingClock,
     browser_checklist,
     phone_photo,
@@ -95,7 +96,7 @@ async def submitted_audit(world: ConsoleWorld, who: str = "inspector", *, covert
     start: dict[str, Any] = {"checklist_key": KEY, "started_at": now.isoformat(),
                              "location": {"lat": 31.2398, "lon": 121.4999, "accuracy_m": 25}}
     if covert:
-        start["assignment_id"], branch = await plan_visit(world.api, who, covert=True)
+        start["assignment_id"], branch = await plan_visit(world.api, world.services.db, who, covert=True)
     else:
         branches = await world.api.json("GET", "/api/v1/branches?limit=200", "compliance", expect=200)
         branch = next(b for b in branches["items"] if b["code"] == BRANCH_CODE)
@@ -116,6 +117,27 @@ async def released_audit(world: ConsoleWorld, who: str = "inspector", **kw: Any)
     return audit
 
 
+@pytest.fixture
+async def desk(browser: Any, console_world: ConsoleWorld) -> AsyncIterator[NewPage]:
+    """Open console pages (desktop size unless told); fails the test on CSP violations and page errors."""
+    contexts: list[Any] = []
+    problems: list[str] = []
+
+    async def open_page(language: str = "en", *, viewport: dict[str, int] | None = None) -> Any:
+        context = await browser.new_context(viewport=viewport or DESKTOP, device_scale_factor=1, locale=language,
+                                            base_url=console_world.base, accept_downloads=True)
+        contexts.append(context)
+        page = await context.new_page()
+        page.on("console", lambda msg: problems.append(msg.text) if "Content Security Policy" in msg.text else None)
+        page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+        return page
+
+    yield open_page
+    for context in contexts:
+        await context.close()
+    assert not problems, problems
+
+
 async def console_sign_in(page: Any, world: ConsoleWorld, role: str) -> None:
     await page.goto("/app/login")
     credentials = world.credentials[role]
@@ -125,4 +147,13 @@ async def console_sign_in(page: Any, world: ConsoleWorld, role: str) -> None:
     await page.wait_for_url(CONSOLE_HOME[role])
 
 
-__all__ = ["DESKTOP", "PHONE", "ConsoleWorld", "console_sign_in", "console_world", "released_audit", "submitted_audit"]
+__all__ = [
+    "DESKTOP",
+    "PHONE",
+    "ConsoleWorld",
+    "console_sign_in",
+    "console_world",
+    "desk",
+    "released_audit",
+    "submitted_audit",
+]

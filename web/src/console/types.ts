@@ -41,7 +41,7 @@ export interface AuditAnswer {
 export interface AuditDetail extends AuditRow {
   answers: Record<string, AuditAnswer>;
   returned_comment: string | null;
-  result: { sections?: { id: string; score: number | null; max: number }[] } | null;
+  result: { sections?: { id: string; score: number | null; max: number; points?: number | null }[] } | null;
   findings: Finding[] | null;
   rectifications: Rectification[] | null;
   photos: Record<string, string[]> | null;

@@ -1,0 +1,100 @@
+"""The branch head's console: compliance releases an audit and the branch head sees it and its
+rectifications; a fix with a photo submitted on 3G; appeals inside the window, refused once it closed."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from server.jobs.dispatcher import drain
+from tests.browser.conftest import PHONE, phone_photo, shoot
+from tests.browser.console_steps import (
+    ConsoleWorld,
+    NewPage,
+    console_sign_in,
+    console_world,
+    desk,
+    released_audit,
+    submitted_audit,
+)
+from tests.browser.test_field_3g import THREE_G, throttle
+
+__all__ = ["console_world", "desk"]
+JPEG = "image/jpeg"
+
+
+async def test_released_audit_reaches_the_branch_head_who_submits_a_fix_on_3g(
+        desk: NewPage, console_world: ConsoleWorld) -> None:
+    audit = await submitted_audit(console_world, fail=("hall_clean", "wait_minutes"))
+    reviewer = await desk("en")
+    await console_sign_in(reviewer, console_world, "compliance")
+    await reviewer.locator(f"[data-audit='{audit['audit_id']}'] a").click()
+    await reviewer.locator("[data-test=release]").wait_for()
+    await reviewer.locator("[data-item=hall_clean] [data-test=photo]").first.wait_for()
+    await shoot(reviewer, "console-review-audit-en")
+    await reviewer.click("[data-test=release]")
+    await reviewer.locator("[data-test=review-done]").wait_for()
+    await drain(console_world.services)
+
+    head = await desk("zh-CN", viewport=PHONE)
+    await console_sign_in(head, console_world, "branch_head")
+    await head.locator("[data-test=latest-audit]").first.wait_for()
+    assert await head.locator("[data-test=open-count]").inner_text() == "2"
+    await shoot(head, "console-branch-dashboard-zh-CN-phone")
+    await head.locator("[data-test=latest-audit] a").first.click()
+    await head.locator("[data-test=audit-rectification]").nth(1).wait_for()
+    await head.locator("[data-item=hall_clean] [data-test=photo]").first.wait_for()
+    await shoot(head, "console-branch-audit-zh-CN-phone")
+
+    await head.click("[data-test=nav-branch-rectifications]")
+    rects = head.locator("[data-test=rectification]")
+    await rects.nth(1).wait_for()
+    await shoot(head, "console-branch-rectifications-zh-CN-phone")
+    await rects.first.locator("a").click()
+    await head.locator("[data-test=photo-required]").wait_for()
+    assert await head.locator("[data-test=submit-fix]").is_disabled()
+    await throttle(head, THREE_G)
+    await head.set_input_files("[data-test=fix-photo]", files=[
+        {"name": "fixed.jpg", "mimeType": JPEG, "buffer": phone_photo(seed=71, size_bytes=600_000)}])
+    await head.locator("[data-test=after-photos] img").first.wait_for(timeout=60_000)
+    await head.fill("[data-test=fix-note]", "大堂已清洁")
+    await head.click("[data-test=submit-fix]")
+    await head.locator("[data-test=done]").wait_for(timeout=30_000)
+    await shoot(head, "console-branch-fix-submitted-zh-CN-phone")
+    rect_id = head.url.rstrip("/").split("/")[-1]
+    stored = await console_world.api.json("GET", f"/api/v1/rectifications/{rect_id}", "compliance", expect=200)
+    assert stored["status"] == "submitted" and stored["note"] == "大堂已清洁" and len(stored["photo_ids"]) == 1
+
+
+async def test_an_appeal_inside_the_window_is_filed_and_one_after_it_is_refused(
+        desk: NewPage, console_world: ConsoleWorld) -> None:
+    audit = await released_audit(console_world, fail=("hall_clean", "wait_minutes"))
+    await drain(console_world.services)
+    findings = {f["item_id"]: f["id"] for f in audit["findings"]}
+    head = await desk("en")
+    await console_sign_in(head, console_world, "branch_head")
+    await head.click("[data-test=nav-branch-findings]")
+    hall = head.locator(f"[data-finding='{findings['hall_clean']}']")
+    await hall.locator("[data-test=countdown]").wait_for()
+    assert "13 d" in await hall.locator("[data-test=countdown]").inner_text()
+    await shoot(head, "console-branch-findings-en")
+    await hall.locator("[data-test=appeal]").click()
+    await head.fill("[data-test=appeal-reason]", "The hall was being cleaned at that moment")
+    await head.set_input_files("[data-test=appeal-photos]", files=[
+        {"name": "clean.jpg", "mimeType": JPEG, "buffer": phone_photo(seed=72)}])
+    await head.click("[data-test=appeal-submit]")
+    await head.locator("[data-test=appeal-filed]").wait_for()
+    await hall.locator("[data-test=appeal-state]").wait_for()
+    appeals = await console_world.api.json("GET", "/api/v1/appeals?status=pending", "compliance", expect=200)
+    assert [a["finding_id"] for a in appeals["items"]] == [findings["hall_clean"]]
+    assert len(appeals["items"][0]["photo_ids"]) == 1
+
+    console_world.clock.advance(timedelta(days=15))
+    wait = head.locator(f"[data-finding='{findings['wait_minutes']}']")
+    await wait.locator("[data-test=appeal]").click()
+    await head.fill("[data-test=appeal-reason]", "Too late")
+    await head.click("[data-test=appeal-submit]")
+    await head.locator("[data-test=appeal-refused]").wait_for()
+    await shoot(head, "console-branch-appeal-refused-en")
+    await console_world.api.login("compliance")  # the moved clock expired the earlier token
+    appeals = await console_world.api.json("GET", "/api/v1/appeals", "compliance", expect=200)
+    assert len(appeals["items"]) == 1
