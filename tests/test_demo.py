@@ -9,9 +9,13 @@ from aiohttp.test_utils import TestServer
 
 from server.app import create_app
 from server.checklists.publishing import publish_shipped
+from server.commands.generate import generate_history
 from server.context import Services
 from server.demo import seed_demo_if_empty
+from server.domain.rectification_rules import ACTIVE, CLOSED
 from tests.conftest import Api
+
+WORKFLOW_STATES = (*ACTIVE, *CLOSED)
 
 
 async def test_first_start_seeds_visits_and_history(services: Services) -> None:
@@ -36,3 +40,22 @@ async def test_first_start_seeds_visits_and_history(services: Services) -> None:
             assert card["items"]
     finally:
         await server.close()
+
+
+async def test_generated_history_is_what_the_workflow_produces(api: Api, services: Services) -> None:
+    """Regression: the generator wrote rectifications in a `rejected` state and without a time zone, so
+    compliance rejecting a demo fix that waited for verification got a 500."""
+    await generate_history(services, count=80, months=1, seed=3)
+    stored = await services.db.rectifications.find({}).to_list()
+    assert stored and {r["status"] for r in stored} <= set(WORKFLOW_STATES)
+    assert all(r["timezone"] and r["history"] and r["inspector_id"] for r in stored)
+    waiting = [r for r in stored if r["status"] == "submitted"]
+    assert waiting, "the seed gives fixes waiting for verification"
+    rejected = await api.json("POST", f"/api/v1/rectifications/{waiting[0]['_id']}/reject", "compliance",
+                              expect=200, json={"comment": "the poster is still torn"})
+    assert rejected["status"] == "open" and rejected["history"][-1]["action"] == "rejected"
+    verified = await api.json("POST", f"/api/v1/rectifications/{waiting[-1]['_id']}/verify", "compliance",
+                              expect=200, json={"comment": "fine"}) if len(waiting) > 1 else None
+    assert verified is None or verified["status"] == "verified"
+    findings = await services.db.findings.find({}, {"checklist_version": 1, "auditor_id": 1}).to_list()
+    assert all(f["checklist_version"] and f["auditor_id"] for f in findings)

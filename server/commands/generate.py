@@ -1,7 +1,9 @@
 """`branch-audit generate audits --count N`: synthetic released audit history for demos and benchmarks.
 
-Audits, findings and rectifications are written in the shapes of docs/DATA-MODEL.md with insert_many
-(no events: this is history as if it had always been there), then the report aggregates are rebuilt.
+Audits, findings and rectifications are written with insert_many (no events: this is history as if it
+had always been there), then the report aggregates are rebuilt. Findings and rectifications come from the
+same constructors and workflow changes as the live ones (server.domain.submission, .rectifications), so
+each is a document the workflow can produce and every command works on it.
 Every branch has a few chronically weak items, so repeat findings and differing scorecards appear."""
 
 from __future__ import annotations
@@ -19,7 +21,11 @@ from typing import Any
 from schemas.checklist import Checklist
 from server.context import ActorInfo, Services
 from server.db import Doc
+from server.domain import rectification_rules as rules
+from server.domain import rectifications as workflow
+from server.domain.rectifications import Actor
 from server.domain.scoring import grade_for
+from server.domain.submission import new_finding
 from server.settings import Settings
 from server.storage import reports
 from server.storage.audits import history_key
@@ -27,6 +33,8 @@ from server.storage.audits import history_key
 INSERT_BATCH = 1000
 SHIPPED_CHECKLIST = Path(__file__).resolve().parents[2] / "checklists" / "branch-service.yaml"
 DUE_DAYS = {"critical": 1, "major": 3, "minor": 7}
+# Who verifies a mystery shopper's findings (the shopper never does).
+COMPLIANCE = Actor(None, rules.COMPLIANCE)
 
 
 def register(subparsers: Any) -> None:
@@ -128,7 +136,9 @@ async def ensure_org(services: Services, branches: int | None, rng: random.Rando
             await db.branches.insert_many(missing[start : start + INSERT_BATCH])
         chosen = branch_docs
     else:
-        chosen = await db.branches.find({}, {"code": 1, "name": 1, "region_id": 1, "timezone": 1}).to_list()
+        chosen = await db.branches.find(
+            {}, {"code": 1, "name": 1, "region_id": 1, "timezone": 1, "head_user_id": 1}
+        ).to_list()
         if not chosen:
             return await ensure_org(services, 20, rng)
     users = await db.users.find(
@@ -159,39 +169,59 @@ def _score(checklist: Checklist, failed: set[str]) -> tuple[float, list[Doc], bo
     return (round(weighted / total_weight, 2) if total_weight else 0.0), sections, critical_failed
 
 
-def _rectification(finding: Doc, released_at: datetime, now: datetime, rng: random.Random) -> Doc:
-    due_at = released_at + timedelta(days=DUE_DAYS[finding["severity"]])
+def _rectification(
+    services: Services,
+    finding: Doc,
+    audit: Doc,
+    branch: Doc,
+    checklist: Checklist,
+    released_at: datetime,
+    now: datetime,
+    rng: random.Random,
+) -> Doc:
+    """A rectification as the workflow leaves it: made by the one constructor when the audit was released,
+    then taken through the workflow's own changes (submitted, verified, rejected back to open, cancelled)."""
+    policy = services.reminder_policy
+    rect = workflow.new_rectification(
+        finding=finding, audit=audit, branch=branch, checklist=checklist, released_at=released_at,
+        now=released_at, policy=policy, eod=services.due_end_of_day,
+    )
+    if rect["status"] != rules.OPEN:  # fixed on the spot: verified at once
+        return rect
+    head = Actor(branch.get("head_user_id"), rules.BRANCH_HEAD)
+    verifier = Actor(audit["auditor_id"], rules.INSPECTOR) if audit["auditor_role"] == "inspector" else COMPLIANCE
     age_days = (now - released_at).days
     roll = rng.random()
-    closed_at = None
     if finding["status"] == "overturned":
-        status = "cancelled"
-    elif age_days > 14 or roll < 0.5:
-        status = "verified"
+        at = min(released_at + timedelta(days=rng.uniform(1, 5)), now)
+        return workflow.cancelled(rect, workflow.SYSTEM, "finding overturned on appeal", at).applied_to(rect)
+    if age_days > 14 or roll < 0.5:
         closed_at = released_at + timedelta(hours=rng.uniform(2, 24 * DUE_DAYS[finding["severity"]] * 1.6))
         closed_at = min(closed_at, now)
-    else:
-        status = rng.choice(["open", "submitted", "rejected"])
-    late = (closed_at or now) > due_at
-    return {
-        "_id": str(uuid.uuid4()),
-        "finding_id": finding["_id"],
-        "audit_id": finding["audit_id"],
-        "branch_id": finding["branch_id"],
-        "region_id": finding["region_id"],
-        "item_id": finding["item_id"],
-        "severity": finding["severity"],
-        "status": status,
-        "due_at": due_at,
-        "assignee_id": None,
-        "history": [],
-        "photo_ids": [],
-        "reminder_step": 0,
-        "escalation_level": (1 + int(roll * 2)) if late else 0,
-        "created_at": released_at,
-        "closed_at": closed_at,
-        "overdue": late and status in ("open", "rejected"),
-    }
+        submitted_at = released_at + (closed_at - released_at) * 0.7
+        rect = _submitted(rect, head, submitted_at)
+        return workflow.verified(rect, verifier, "fixed", closed_at).applied_to(rect)
+    outcome = rng.choice(["open", "submitted", "rejected"])
+    if outcome != "open":
+        submitted_at = released_at + (now - released_at) * rng.uniform(0.2, 0.6)
+        rect = _submitted(rect, head, submitted_at)
+        if outcome == "rejected":
+            rejected_at = submitted_at + (now - submitted_at) * 0.5
+            new_due = workflow.rejection_deadline(rect, None, rejected_at, services.due_end_of_day)
+            change = workflow.rejected(rect, verifier, "not fixed yet", new_due, policy, rejected_at)
+            rect = change.applied_to(rect)
+    if rect["status"] == rules.OPEN:
+        # The reminders a sweep would have sent by now: the schedule as it stands at `now`.
+        rect.update(workflow.schedule_fields(policy, rect["due_at"], now, rect["timezone"]))
+        if rect["overdue"]:
+            rect["escalation_level"] = 1 + int(roll * 2)
+    return rect
+
+
+def _submitted(rect: Doc, head: Actor, at: datetime) -> Doc:
+    """The branch head hands in the fix with an after photo (a generated id: history has no image bytes)."""
+    with_photo = {**rect, "photo_ids": [f"gen-photo-{rect['_id']}"]}
+    return workflow.submitted(with_photo, head, "fixed", at).applied_to(with_photo)
 
 
 async def generate_history(
@@ -243,33 +273,32 @@ async def generate_history(
         program_id = rng.choice(org.program_ids)
         counts = {"minor": 0, "major": 0, "critical": 0}
         open_rects = 0
+        # What the finding and rectification constructors read of their audit.
+        audit_ref = {
+            "_id": audit_id, "branch_id": branch["_id"], "region_id": branch["region_id"], "program_id": program_id,
+            "checklist_key": checklist.key, "checklist_version": version, "covert": auditor_role == "mystery_shopper",
+            "auditor_id": auditor_id, "auditor_role": auditor_role,
+        }
         for section_id, item in items:
             if item.id not in failed:
                 continue
             counts[item.severity] += 1
-            finding = {
-                "_id": str(uuid.uuid4()),
-                "audit_id": audit_id,
-                "branch_id": branch["_id"],
-                "region_id": branch["region_id"],
-                "program_id": program_id,
-                "checklist_key": checklist.key,
-                "item_id": item.id,
-                "section_id": section_id,
-                "severity": item.severity,
-                "critical": item.critical,
-                "answer": {"value": False, "na": False, "note": None},
-                "photo_ids": [],
-                "status": "overturned" if rng.random() < 0.02 else "open",
-                "fixed_on_spot": rng.random() < 0.1,
-                "covert": auditor_role == "mystery_shopper",
-                "created_at": submitted_at,
-                "released_at": released_at,
-            }
+            finding = new_finding(
+                audit_ref,
+                item=item,
+                section_id=section_id,
+                answer={"value": False, "fixed_on_spot": rng.random() < 0.1},
+                photo_ids=[],
+                now=submitted_at,
+                submission=1,
+            )
+            finding["released_at"] = released_at
+            if rng.random() < 0.02:
+                finding["status"] = "overturned"
             findings.append(finding)
             if released_at is not None:
-                rect = _rectification(finding, released_at, now, rng)
-                open_rects += rect["status"] in ("open", "submitted", "rejected")
+                rect = _rectification(services, finding, audit_ref, branch, checklist, released_at, now, rng)
+                open_rects += rect["status"] in rules.ACTIVE
                 rects.append(rect)
         audits.append(
             {

@@ -7,7 +7,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from schemas.checklist import Checklist
+from schemas.checklist import Checklist, Item
 from server.domain.access import Doc
 from server.domain.scoring import ScoreResult
 
@@ -18,6 +18,45 @@ SEVERITIES = ("minor", "major", "critical")
 def finding_id(audit_id: str, item_id: str, submission: int) -> str:
     """Stable per audit, item and submission, so a retried submission derives the same findings."""
     return str(uuid.uuid5(FINDING_NS, f"{audit_id}:{item_id}:{submission}"))
+
+
+def new_finding(
+    audit: Doc,
+    *,
+    item: Item,
+    section_id: str,
+    answer: Doc,
+    photo_ids: list[str],
+    now: datetime,
+    submission: int,
+) -> Doc:
+    """The one constructor of a stored finding: a failed, visible, scored item of a submitted audit."""
+    return {
+        "_id": finding_id(audit["_id"], item.id, submission),
+        "audit_id": audit["_id"],
+        "branch_id": audit["branch_id"],
+        "region_id": audit["region_id"],
+        "program_id": audit.get("program_id"),
+        "checklist_key": audit["checklist_key"],
+        "checklist_version": audit["checklist_version"],
+        "item_id": item.id,
+        "section_id": section_id,
+        "severity": item.severity,
+        "critical": item.critical,
+        "answer": {
+            "value": answer.get("value"),
+            "na": bool(answer.get("na")),
+            "note": answer.get("note"),
+        },
+        "photo_ids": photo_ids,
+        "status": "open",
+        "fixed_on_spot": bool(answer.get("fixed_on_spot")),
+        "covert": bool(audit.get("covert")),
+        "auditor_id": audit["auditor_id"],
+        "created_at": now,
+        "released_at": None,
+        "pending_appeal_id": None,
+    }
 
 
 def build_findings(
@@ -35,34 +74,16 @@ def build_findings(
         item = checklist.item(entry.item_id)
         if item is None:
             raise ValueError(f"scored item {entry.item_id} is not in checklist {checklist.key}")
-        answer = answers.get(entry.item_id) or {}
         findings.append(
-            {
-                "_id": finding_id(audit["_id"], entry.item_id, submission),
-                "audit_id": audit["_id"],
-                "branch_id": audit["branch_id"],
-                "region_id": audit["region_id"],
-                "program_id": audit.get("program_id"),
-                "checklist_key": audit["checklist_key"],
-                "checklist_version": audit["checklist_version"],
-                "item_id": entry.item_id,
-                "section_id": entry.section_id,
-                "severity": item.severity,
-                "critical": item.critical,
-                "answer": {
-                    "value": answer.get("value"),
-                    "na": bool(answer.get("na")),
-                    "note": answer.get("note"),
-                },
-                "photo_ids": photos.get(entry.item_id, []),
-                "status": "open",
-                "fixed_on_spot": bool(answer.get("fixed_on_spot")),
-                "covert": bool(audit.get("covert")),
-                "auditor_id": audit["auditor_id"],
-                "created_at": now,
-                "released_at": None,
-                "pending_appeal_id": None,
-            }
+            new_finding(
+                audit,
+                item=item,
+                section_id=entry.section_id,
+                answer=answers.get(entry.item_id) or {},
+                photo_ids=photos.get(entry.item_id, []),
+                now=now,
+                submission=submission,
+            )
         )
     return findings
 
