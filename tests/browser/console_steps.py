@@ -88,11 +88,12 @@ async def upload_photo(api: Api, who: str, audit_id: str, item_id: str, seed: in
 
 
 async def submitted_audit(world: ConsoleWorld, who: str = "inspector", *, covert: bool = False,
-                          fail: tuple[str, ...] = ("hall_clean", "wait_minutes")) -> dict[str, Any]:
+                          fail: tuple[str, ...] = ("hall_clean", "wait_minutes"),
+                          started_ago: timedelta = timedelta()) -> dict[str, Any]:
     """A visit to Lujiazui done by `who` through the API and submitted (a covert one planned, an overt one
     started at the branch); returns the submit result with the audit id, the branch and the photos."""
     audit_id = str(uuid.uuid4())
-    now = world.clock.now()
+    now = world.clock.now() - started_ago
     start: dict[str, Any] = {"checklist_key": KEY, "started_at": now.isoformat(),
                              "location": {"lat": 31.2398, "lon": 121.4999, "accuracy_m": 25}}
     if covert:
