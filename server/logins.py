@@ -214,8 +214,9 @@ async def _retried_successor(services: Services, presented: str, token: Doc, now
     for successor in _successors(services, presented):
         if token_digest(successor) == token["successor"]:
             following = await auth_store.refresh_token(services.db, token["successor"])
-            # An older generation (its successor already used in turn) is a replay, not a retry.
-            if following is not None and following.get("used_at") is None:
+            # An older generation (its successor already used in turn) is a replay, not a retry. A successor
+            # not stored yet is a concurrent refresh with the same token (two tabs) that is storing it now.
+            if following is None or following.get("used_at") is None:
                 return successor
     return None
 

@@ -132,6 +132,7 @@ SWEEP: dict[str, Entry] = {
     "GET /api/v1/webhooks/{webhook_id}/deliveries": Entry(),
     # Administration (issue 17): admins, or compliance for programs and visits; nobody outside.
     "PATCH /api/v1/users/{user_id}": Entry(body=_json({"active": False})),
+    "POST /api/v1/users/{user_id}/password-reset": Entry(),
     "PATCH /api/v1/regions/{region_id}": Entry(body=_json({"name": "renamed"})),
     "PATCH /api/v1/branches/{branch_id}": Entry(body=_json({"timezone": "Europe/Madrid"})),
     "POST /api/v1/branches/{branch_id}/close": Entry(body=_json({"reason": "closed"})),

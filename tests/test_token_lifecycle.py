@@ -3,9 +3,11 @@ on /me (tests/test_auth.py covers the auth endpoints themselves)."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid
 from datetime import timedelta
+from typing import Any
 
 import jwt
 from aiohttp import ClientSession
@@ -71,12 +73,13 @@ async def test_a_logged_out_token_is_refused_everywhere(api: Api) -> None:
     assert_problem(resp, await resp.json(content_type=None), 401)
 
 
-async def test_a_replayed_refresh_token_kills_the_access_tokens_of_its_family(api: Api) -> None:
+async def test_a_replayed_refresh_token_kills_the_access_tokens_of_its_family(api: Api, clock: FakeClock) -> None:
     first = await api.login("branch_head")
     second = await api.json("POST", "/api/v1/auth/refresh", json={"refresh_token": first["refresh_token"]},
                             expect=200)
     headers = {"Authorization": f"Bearer {second['access_token']}"}
     assert (await api.call("GET", "/api/v1/rectifications", headers=headers)).status == 200
+    clock.advance(timedelta(minutes=1))  # past the grace for a lost response: a replay
     replay = await api.call("POST", "/api/v1/auth/refresh", json={"refresh_token": first["refresh_token"]})
     assert replay.status == 401
     await assert_all_refused(api, second["access_token"], "access token of a revoked family")
@@ -137,3 +140,56 @@ async def test_a_token_of_the_previous_key_works_until_it_expires_then_the_key_r
         assert auth_state(services).keys.key_for(old.current.kid, clock.now()) is None
     finally:
         await stop_auth(services)
+
+
+# --- a lost refresh response -----------------------------------------------------------------------
+
+
+async def _refresh(api: Api, token: str) -> tuple[int, dict[str, Any]]:
+    resp = await api.call("POST", "/api/v1/auth/refresh", json={"refresh_token": token})
+    return resp.status, await resp.json(content_type=None)
+
+
+async def test_the_previous_refresh_token_again_within_seconds_gets_the_same_successor(
+        api: Api, clock: FakeClock) -> None:
+    first = await api.login("inspector")
+    status, lost = await _refresh(api, first["refresh_token"])  # the phone never saw this answer
+    assert status == 200
+    clock.advance(timedelta(seconds=5))
+    status, retried = await _refresh(api, first["refresh_token"])
+    assert status == 200
+    assert retried["refresh_token"] == lost["refresh_token"]
+    me = await api.call("GET", "/api/v1/me", headers={"Authorization": f"Bearer {retried['access_token']}"})
+    assert me.status == 200
+    status, following = await _refresh(api, retried["refresh_token"])
+    assert status == 200 and following["refresh_token"] != retried["refresh_token"]
+
+
+async def test_two_tabs_refreshing_at_once_both_get_the_same_successor(api: Api) -> None:
+    first = await api.login("compliance")
+    (s1, b1), (s2, b2) = await asyncio.gather(_refresh(api, first["refresh_token"]),
+                                              _refresh(api, first["refresh_token"]))
+    assert s1 == s2 == 200
+    assert b1["refresh_token"] == b2["refresh_token"]
+
+
+async def test_the_previous_refresh_token_after_the_grace_revokes_the_family(api: Api, clock: FakeClock) -> None:
+    first = await api.login("inspector")
+    _, second = await _refresh(api, first["refresh_token"])
+    clock.advance(timedelta(seconds=11))
+    status, body = await _refresh(api, first["refresh_token"])
+    assert status == 401 and "revoked" in body["detail"]
+    assert (await _refresh(api, second["refresh_token"]))[0] == 401
+
+
+async def test_an_older_generation_within_the_grace_still_revokes_the_family(api: Api, services: Services) -> None:
+    first = await api.login("branch_head")
+    _, second = await _refresh(api, first["refresh_token"])
+    _, third = await _refresh(api, second["refresh_token"])
+    status, _ = await _refresh(api, first["refresh_token"])  # two generations back, at once
+    assert status == 401
+    assert (await _refresh(api, third["refresh_token"]))[0] == 401
+    me = await api.call("GET", "/api/v1/me", headers={"Authorization": f"Bearer {third['access_token']}"})
+    assert me.status == 401
+    entry = await services.db.trail.find_one({"action": "session.end", "summary.reason": "refresh token reuse"})
+    assert entry is not None and entry["entity_id"] == first["user"]["id"]
