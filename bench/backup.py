@@ -27,9 +27,9 @@ from bson.raw_bson import RawBSONDocument
 from pymongo import MongoClient
 
 from bench.common import ROOT, save, table
-from bench.load import Server, play, prepare
+from bench.load import Server, prepare
 from bench.phones import Behaviour, Ledger, PhotoMaker, Stats, World, run_personas
-from server.embedded import EmbeddedMongo
+from server.embedded import EmbeddedMongo, EmbeddedServer
 from server.storage.photos import BUCKET, GRIDFS_CHUNK_BYTES
 
 ORIGINAL_BYTES = 300 * 1024
@@ -143,9 +143,11 @@ async def phones_while(server: Server, accounts: Any, seconds: float, work: Any 
     branches, phones, heads, reviewers = accounts
     behaviour = Behaviour(replay_p=0.0, drop_p=0.0)
     photos = PhotoMaker(sizes_mb=(1.2,))
-    if work is None:
-        return await play(server, branches, phones, heads, reviewers, duration=seconds, ledger=Ledger(),
-                          photos=photos, behaviour=behaviour), None
+    if work is None:  # the same shape as with a backup: a head start, then the measured stretch
+
+        def work() -> None:
+            time.sleep(seconds)
+
     stats = Stats()
     world = World(server.base, branches, photos, Ledger(), stats, behaviour, time.monotonic() + 36_000)
     playing = asyncio.create_task(run_personas(world, phones, heads, reviewers))
@@ -169,7 +171,8 @@ async def run(photo_count: int, phone_count: int) -> int:
     work_dir = Path(tempfile.mkdtemp(prefix="bench-backup-"))
     server = Server(work_dir / "var")
     server.start()
-    figures: dict[str, Any] = {"photos": photo_count, "phones": phone_count}
+    kind = EmbeddedServer.from_settings().kind
+    figures: dict[str, Any] = {"photos": photo_count, "phones": phone_count, "embedded_server": kind}
     try:
         state = server.run_state()
         uri = f"mongodb://127.0.0.1:{state['db_port']}/?directConnection=true"
@@ -203,6 +206,11 @@ async def run(photo_count: int, phone_count: int) -> int:
         figures["p95_ms_without_backup"] = p95(baseline)
         figures["requests_during_backup"] = sum(sum(c.values()) for c in during.outcomes.values()) if during else 0
         figures["requests_without_backup"] = sum(sum(c.values()) for c in baseline.outcomes.values())
+        # The same backup with no phones: what the backup costs by itself, apart from the machine's load.
+        _, idle_s, idle_peak = run_command(["backup", "create", str(work_dir / "backup-idle")], env)
+        figures.update({"backup_idle_s": round(idle_s, 1), "backup_idle_mb_s": round(raw_total / idle_s / 1e6, 1),
+                        "backup_idle_vs_raw_read": round(raw_total / idle_s / (raw_bytes / raw_s), 2),
+                        "backup_idle_peak_rss_mb": round(idle_peak, 1)})
     finally:
         server.stop()
 
@@ -225,6 +233,9 @@ async def run(photo_count: int, phone_count: int) -> int:
         ("backup", f"{figures['backup_mb_s']} MB/s ({figures['backup_raw_bytes'] / 1e6:.0f} MB in "
                    f"{figures['backup_s']} s, {figures['snapshot_method']}), "
                    f"peak RSS {figures['backup_peak_rss_mb']} MB"),
+        ("backup, no phones", f"{figures['backup_idle_mb_s']} MB/s in {figures['backup_idle_s']} s "
+                              f"({figures['backup_idle_vs_raw_read']}x raw), "
+                              f"peak RSS {figures['backup_idle_peak_rss_mb']} MB"),
         ("raw PyMongo read of every document", f"{figures['raw_read_mb_s']} MB/s "
                                                f"(backup = {figures['backup_vs_raw_read']}x)"),
         ("restore", f"{figures['restore_mb_s']} MB/s in {figures['restore_s']} s, peak RSS "
@@ -234,7 +245,7 @@ async def run(photo_count: int, phone_count: int) -> int:
         ("database RSS before/after backup", f"{figures['db_rss_mb_before_after_backup']} MB"),
     ]
     print(table(rows))
-    save("backup" if photo_count >= 5000 else f"backup-{photo_count}", figures)
+    save("backup" if photo_count >= 5000 and kind == "rust" else f"backup-{kind}-{photo_count}", figures)
     return 0
 
 

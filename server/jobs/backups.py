@@ -18,10 +18,11 @@ from pathlib import Path
 from pymongo.errors import PyMongoError
 
 from server.backup.create import BackupFailed, create_backup
+from server.backup.manifest import Manifest
 from server.backup.schedule import backup_name, is_due, to_prune
 from server.backup.snapshot import NoPointInTime
 from server.context import ActorInfo, Services, UnitOfWork
-from server.db import Doc
+from server.db import Doc, connect
 from server.jobs.loop import PollingLoop
 from server.notify import channels as notify
 from server.notify.messages import render
@@ -37,6 +38,7 @@ RENEW_EVERY_S = 20.0
 POLL_S = 60.0
 RUNS_KEPT = 200
 FAILED_COUNTER = "backups_failed_total"
+HEARTBEAT_TIMEOUT_MS = 600_000
 TAKEN_COUNTER = "backups_total"
 
 
@@ -80,6 +82,20 @@ def prune(directory: Path, keep: int, in_progress: str | None = None) -> list[st
     return removed
 
 
+async def _backup_with_own_client(services: Services, target: Path) -> Manifest:
+    """The backup on a client of its own whose heartbeat outlasts a large find (secantusd-py answers no
+    heartbeat while it materialises one, and a missed heartbeat cancels what is in flight)."""
+    uri = services.shared.mongodb_uri
+    if not uri:
+        return await create_backup(services.client, services.db, target, clock=services.clock)
+    client = connect(uri, timeout_ms=services.settings.db_timeout_ms, socket_timeout_ms=None,
+                     heartbeat_timeout_ms=HEARTBEAT_TIMEOUT_MS, max_pool_size=4)
+    try:
+        return await create_backup(client, client[services.db.name], target, clock=services.clock)
+    finally:
+        await client.close()
+
+
 async def take_scheduled_backup(services: Services, directory: Path) -> Doc:
     """One backup into `directory` under the caller's lease; records the attempt, prunes, and on failure
     logs, counts and tells the admins. Returns the attempt's record."""
@@ -91,7 +107,7 @@ async def take_scheduled_backup(services: Services, directory: Path) -> Doc:
     await runs.replace_one({"_id": name}, run, upsert=True)
     try:
         await asyncio.to_thread(directory.mkdir, parents=True, exist_ok=True)
-        manifest = await create_backup(services.client, services.db, directory / name, clock=services.clock)
+        manifest = await _backup_with_own_client(services, directory / name)
     except (BackupFailed, NoPointInTime, PyMongoError, OSError) as exc:
         error = str(exc) or type(exc).__name__
         log.error("scheduled backup failed", extra={"backup": name, "error": error})
