@@ -393,7 +393,7 @@ async def count_round_trips(uri: str, checklist: Checklist, photos: list[bytes])
 
     api_client, job_client = counted(requests, 5000), counted(background, None)
     services = dataclasses.replace(plain, client=api_client, db=api_client[name])
-    services.extras["mongodb_uri"] = uri
+    services.shared.mongodb_uri = uri
     job_services = dataclasses.replace(services, client=job_client, db=job_client[name], bounded=False)
     await prepare_database(services)
     from server.demo import seed_demo

@@ -25,8 +25,8 @@ from server.clock import FakeClock
 from server.context import Services
 from server.db import ensure_indexes
 from server.embedded import EmbeddedMongo
-from server.services.reminders import send_due_reminders as sweep_once
 from server.notify.channels import NoopChannel
+from server.services.reminders import send_due_reminders as sweep_once
 from server.settings import Settings
 
 # BENCH_REMINDERS_DUE_SCALE=0.2 sends a fifth of the due reminders (on a loaded machine each write can take
@@ -135,7 +135,7 @@ async def main(server: EmbeddedMongo) -> dict[str, Any]:
                         # in-flight operations), nor a slow batch be retried (duplicates).
                         db_timeout_ms=60_000, db_socket_timeout_ms=0)
     services = bootstrap(settings, server.uri, clock=FakeClock(NOW))
-    services.extras["notify_channels"] = [NoopChannel()]
+    services.shared.notify_channels = [NoopChannel()]
     try:
         await ensure_indexes(services.db)
         started = time.perf_counter()
@@ -165,7 +165,7 @@ async def main(server: EmbeddedMongo) -> dict[str, Any]:
         # documents would take longer than the whole benchmark on the embedded server).
         small = bootstrap(settings.model_copy(update={"database_name": "bench_reminders_small"}), server.uri,
                           clock=FakeClock(NOW))
-        small.extras["notify_channels"] = [NoopChannel()]
+        small.shared.notify_channels = [NoopChannel()]
         try:
             await ensure_indexes(small.db)
             await insert(small, SMALL, 0)

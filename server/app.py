@@ -43,15 +43,15 @@ def bootstrap(settings: Settings, uri: str, *, clock: Clock | None = None) -> Se
         jwt_secret=settings.jwt_secret_or_generated(),
         passwords=Passwords(settings.argon2_time_cost, settings.argon2_memory_kib),
     )
-    services.extras["mongodb_uri"] = uri
-    services.extras["auth"] = build_auth_state(settings)
+    services.shared.mongodb_uri = uri
+    services.shared.auth = build_auth_state(settings)
     return services
 
 
 def for_background_jobs(services: Services) -> tuple[Services, Client]:
     """The same services on a client without the per-request socket timeout: a sequencer or sweep batch may
     legitimately take longer on a loaded database, and failing it would only make it retry the same work."""
-    client = connect(services.extras["mongodb_uri"], timeout_ms=services.settings.db_timeout_ms,
+    client = connect(services.shared.mongodb_uri, timeout_ms=services.settings.db_timeout_ms,
                      socket_timeout_ms=None)
     return replace(services, client=client, db=client[services.settings.database_name], bounded=False), client
 
@@ -72,7 +72,7 @@ def create_app(services: Services, *, start_jobs: bool | None = None, prepare_da
     except metadata.PackageNotFoundError:
         version = "0.0.0"
     services.openapi_bytes = json.dumps(build_spec(operations, version)).encode()
-    services.extras["operations"] = operations
+    services.shared.operations = operations
 
     async def database(app: web.Application) -> AsyncIterator[None]:
         if prepare_data:
@@ -82,6 +82,7 @@ def create_app(services: Services, *, start_jobs: bool | None = None, prepare_da
             await require_understood(services.db)
         yield
         await services.reaper.close()
+        services.close()
         if close_client:
             await services.client.close()
 

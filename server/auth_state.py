@@ -96,11 +96,9 @@ def build_auth_state(settings: Settings) -> AuthState:
 
 
 def auth_state(services: Services) -> AuthState:
-    state = services.extras.get("auth")
-    if not isinstance(state, AuthState):
-        state = build_auth_state(services.settings)
-        services.extras["auth"] = state
-    return state
+    if services.shared.auth is None:
+        services.shared.auth = build_auth_state(services.settings)
+    return services.shared.auth
 
 
 def _wall_now() -> datetime:

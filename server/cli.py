@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
-import importlib
 import json
 import os
 import signal
@@ -17,18 +16,6 @@ from typing import Any
 from server.settings import Settings
 
 Command = Callable[[argparse.Namespace, Settings], int]
-
-# Modules that add subcommands: each exposes `register(subparsers) -> None`.
-COMMAND_MODULES = [
-    "server.commands.checklists",
-    "server.commands.trail",
-    "server.commands.reports",
-    "server.commands.photos",
-    "server.commands.generate",
-    "server.commands.backup",
-    "server.commands.migrate",
-]
-
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="branch-audit", description=__doc__)
@@ -54,13 +41,11 @@ def main(argv: list[str] | None = None) -> int:
     seed = sub.add_parser("seed-demo", help="seed the demo organisation into an empty database")
     seed.set_defaults(func=cmd_seed_demo)
 
-    for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name == name:
-                continue
-            raise
+    # Modules that add subcommands, each with `register(subparsers)`: imported here (explicitly, so a
+    # renamed one fails at once) rather than at import time of the CLI.
+    from server.commands import backup, checklists, generate, migrate, photos, reports, trail
+
+    for module in (checklists, trail, reports, photos, generate, backup, migrate):
         module.register(sub)
 
     args = parser.parse_args(argv)

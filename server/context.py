@@ -9,9 +9,10 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import time as clock_time
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pymongo
 from pydantic import BaseModel
@@ -29,6 +30,14 @@ from server.sessions import SessionReaper, cut_off_by_network
 from server.settings import Settings
 from server.storage import outbox
 from server.storage import trail as trail_store
+
+if TYPE_CHECKING:
+    from server.auth_state import AuthState
+    from server.checklists.serving import Prepared
+    from server.http.api import Operation
+    from server.jobs.sequencer import Sequenced
+    from server.notify.channels import Channel
+    from server.notify.stream import Notifier
 
 T = TypeVar("T")
 
@@ -53,6 +62,24 @@ class ActorInfo:
 
 
 @dataclass
+class Shared:
+    """What one process keeps for its whole life, named: each is made on first use by the module that owns
+    it (the image pool by server.images.executor, the notifier by server.notify.stream, ...)."""
+
+    mongodb_uri: str = ""
+    image_pool: ThreadPoolExecutor | None = None
+    auth: AuthState | None = None
+    notifier: Notifier | None = None
+    # Tests and benchmarks may set their own channels.
+    notify_channels: list[Channel] | None = None
+    events_sequenced: asyncio.Event | None = None
+    sequenced: Sequenced | None = None
+    prepared_checklists: dict[tuple[str, int], Prepared] = field(default_factory=dict)
+    current_checklists: dict[str, tuple[float, int]] = field(default_factory=dict)
+    operations: list[Operation] = field(default_factory=list)
+
+
+@dataclass
 class Services:
     """Everything a handler or a job needs; built by bootstrap(), swapped piecemeal in tests."""
 
@@ -71,7 +98,14 @@ class Services:
     # Shared with the background-job copy: kills server sessions whose transaction a network failure cut off.
     reaper: SessionReaper = field(default_factory=SessionReaper)
     openapi_bytes: bytes = b"{}"
-    extras: dict[str, Any] = field(default_factory=dict)
+    # Kept for the life of the process and shared with the background-job copy (dataclasses.replace).
+    shared: Shared = field(default_factory=lambda: Shared())
+
+    def close(self) -> None:
+        """Release what the process holds besides the database client: the image workers."""
+        pool, self.shared.image_pool = self.shared.image_pool, None
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
 
     @functools.cached_property
     def pseudonym_key(self) -> bytes:

@@ -73,6 +73,7 @@ async def services(settings: Settings, mongo_uri: str, clock: FakeClock) -> Asyn
     try:
         await svc.client.drop_database(settings.database_name)
     finally:
+        svc.close()
         await svc.client.close()
 
 

@@ -80,3 +80,13 @@ def test_every_command_module_is_importable_alone() -> None:
     )
     out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", "a service imports a route module"
+
+
+def test_every_storage_module_with_indexes_is_collected() -> None:
+    import importlib
+
+    import server.storage
+    from server.storage.registry import STORAGE_MODULES
+
+    declaring = [name for name in _modules(server.storage) if hasattr(importlib.import_module(name), "INDEXES")]
+    assert sorted(m.__name__ for m in STORAGE_MODULES) == declaring

@@ -89,7 +89,7 @@ class BrokenChannel:
 
 async def test_a_failing_channel_does_not_block_the_others(services: Services, demo: object) -> None:
     org = await load_org(services)
-    services.extras["notify_channels"] = [BrokenChannel(), InAppChannel(notifier_of(services))]
+    services.shared.notify_channels = [BrokenChannel(), InAppChannel(notifier_of(services))]
     await notify(services, org.user("ljz.head"), "still delivered")
     assert await services.db.notifications.count_documents({"title": "still delivered"}) == 1
 

@@ -102,7 +102,7 @@ async def test_a_token_of_the_previous_key_works_until_it_expires_then_the_key_r
         services: Services, demo: dict[str, dict[str, str]], clock: FakeClock) -> None:
     old = SigningKeys(SigningKey.of("old-signing-secret-" + "o" * 32))
     services.settings.jwt_previous_secret = old.current.secret
-    services.extras["auth"] = build_auth_state(services.settings)
+    services.shared.auth = build_auth_state(services.settings)
     async with serving(services) as base, ClientSession() as http:
         api = Api(http, base, demo)
         tokens = await api.login("compliance")
@@ -134,7 +134,7 @@ async def test_a_token_of_the_previous_key_works_until_it_expires_then_the_key_r
         assert jwt.get_unverified_header(fresh["access_token"])["kid"] == key_id(services.settings.jwt_secret or "")
         assert await status(fresh["access_token"]) == 200
     # A restart does not reopen the window: the new key's first use is remembered in the database.
-    services.extras["auth"] = build_auth_state(services.settings)
+    services.shared.auth = build_auth_state(services.settings)
     await start_auth(services)
     try:
         assert auth_state(services).keys.key_for(old.current.kid, clock.now()) is None

@@ -34,8 +34,6 @@ CACHE_VERSION = "private, max-age=31536000, immutable"
 VARY = "Accept-Language, Accept-Encoding"
 
 SUPPORTED: tuple[Language, ...] = ("zh-CN", "en", "es")
-_PREPARED = "checklists.prepared"
-_CURRENT = "checklists.current"
 
 
 @dataclass(frozen=True)
@@ -186,7 +184,7 @@ def _etag(payload: bytes) -> str:
 
 async def prepared(services: Services, key: str, version: int) -> Prepared | None:
     """Every language of a version, rendered on first use and kept for the life of the process."""
-    cache: dict[tuple[str, int], Prepared] = services.extras.setdefault(_PREPARED, {})
+    cache = services.shared.prepared_checklists
     found = cache.get((key, version))
     if found is not None:
         return found
@@ -203,7 +201,7 @@ async def prepared(services: Services, key: str, version: int) -> Prepared | Non
 
 async def current_version(services: Services, key: str) -> int | None:
     """The current version number, re-read from the database at most every CURRENT_TTL_S."""
-    cache: dict[str, tuple[float, int]] = services.extras.setdefault(_CURRENT, {})
+    cache = services.shared.current_checklists
     now = time.monotonic()
     entry = cache.get(key)
     if entry is not None and entry[0] > now:
@@ -216,7 +214,7 @@ async def current_version(services: Services, key: str) -> int | None:
 
 def forget_current(services: Services, key: str) -> None:
     """Called after a local publish, so this process serves the new version immediately."""
-    services.extras.setdefault(_CURRENT, {}).pop(key, None)
+    services.shared.current_checklists.pop(key, None)
 
 
 def _matches(if_none_match: str, rendering: Rendering) -> bool:

@@ -30,6 +30,8 @@ ORGANISATION_WIDE = HEAD_OFFICE | {INTEGRATION}  # read every audit (integration
 FIELD_ROLES = frozenset({INSPECTOR, MYSTERY_SHOPPER})  # do audits
 BRANCH_ROLES = frozenset({BRANCH_HEAD})  # do the branch's rectification work
 BRANCH_SIDE = frozenset({BRANCH_HEAD, REGIONAL_MANAGER})  # see released results, never the shopper
+ADMINISTRATORS = frozenset({ADMIN})  # change people, regions, branches, checklists and webhooks
+PLANNERS = HEAD_OFFICE  # create, change and cancel programs and their visits
 
 # A released object carries a release date; branch-side listings match on it.
 RELEASED = {"$type": "date"}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Protocol
@@ -22,27 +21,22 @@ class BackgroundJob(Protocol):
     async def stop(self) -> None: ...
 
 
-# Modules exposing `jobs(services) -> list[BackgroundJob]`, started in this order, stopped in reverse.
-JOB_MODULES = [
-    "server.jobs.wakeups",
-    "server.jobs.sequencer",
-    "server.jobs.dispatcher",
-    "server.jobs.webhook_delivery",
-    "server.jobs.email_delivery",
-    "server.jobs.scheduler",
-    "server.jobs.backups",
-]
-
-
 def build_jobs(services: Services) -> list[BackgroundJob]:
+    """Every module exposing `jobs(services) -> list[BackgroundJob]`, started in this order, stopped in
+    reverse. Imported here, not named as strings, so a renamed job fails at start-up."""
+    from server.jobs import (
+        backups,
+        dispatcher,
+        email_delivery,
+        scheduler,
+        sequencer,
+        wakeups,
+        webhook_delivery,
+    )
+
+    modules = (wakeups, sequencer, dispatcher, webhook_delivery, email_delivery, scheduler, backups)
     jobs: list[BackgroundJob] = []
-    for name in JOB_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name == name:
-                continue
-            raise
+    for module in modules:
         jobs.extend(module.jobs(services))
     return jobs
 

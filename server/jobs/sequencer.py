@@ -32,11 +32,9 @@ GATHER_S = 0.05
 
 def sequenced_signal(services: Services) -> asyncio.Event:
     """Set after events get their seq, so an in-process dispatcher wakes without waiting for its poll."""
-    found = services.extras.get("events_sequenced")
-    if not isinstance(found, asyncio.Event):
-        found = asyncio.Event()
-        services.extras["events_sequenced"] = found
-    return found
+    if services.shared.events_sequenced is None:
+        services.shared.events_sequenced = asyncio.Event()
+    return services.shared.events_sequenced
 
 
 async def sequence_events(services: Services, batch: int = BATCH) -> int:
@@ -91,11 +89,9 @@ class Sequenced:
 
 
 def _belief(services: Services) -> Sequenced:
-    found = services.extras.get("sequenced")
-    if not isinstance(found, Sequenced):
-        found = Sequenced()
-        services.extras["sequenced"] = found
-    return found
+    if services.shared.sequenced is None:
+        services.shared.sequenced = Sequenced()
+    return services.shared.sequenced
 
 
 async def sequence_pending(services: Services, batch: int = BATCH) -> tuple[int, bool]:

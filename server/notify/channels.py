@@ -129,12 +129,12 @@ class NoopChannel:
 
 
 def channels_of(services: Services) -> Sequence[Channel]:
-    """The process's channels; tests and benchmarks may put their own in services.extras."""
-    found = services.extras.get("notify_channels")
-    if found is None:
-        found = [InAppChannel(notifier_of(services)), EmailChannel(services.settings), WebhookChannel()]
-        services.extras["notify_channels"] = found
-    return list(found)
+    """The process's channels; tests and benchmarks may put their own in services.shared.notify_channels."""
+    if services.shared.notify_channels is None:
+        services.shared.notify_channels = [
+            InAppChannel(notifier_of(services)), EmailChannel(services.settings), WebhookChannel()
+        ]
+    return list(services.shared.notify_channels)
 
 
 async def deliver(

@@ -46,8 +46,6 @@ class Notifier:
 
 
 def notifier_of(services: Services) -> Notifier:
-    found = services.extras.get("notifier")
-    if not isinstance(found, Notifier):
-        found = Notifier()
-        services.extras["notifier"] = found
-    return found
+    if services.shared.notifier is None:
+        services.shared.notifier = Notifier()
+    return services.shared.notifier

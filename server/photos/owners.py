@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from schemas.checklist import Checklist
 from server.db import Database, Doc
 from server.domain.access import Principal, can_add_fix_evidence, can_view_audit, can_view_rectification
 from server.errors import Forbidden, InvalidTransition, NotFound, ValidationFailed, field_error
@@ -90,20 +89,14 @@ async def checked_item(db: Database, audit: Doc, item_id: str | None) -> str:
         raise ValidationFailed(
             "item_id is not a valid item id", errors=[field_error(["body", "item_id"], "not a valid item id")]
         )
-    checklist = await _pinned_checklist(db, audit)
+    key, version = audit.get("checklist_key"), audit.get("checklist_version")
+    checklist = await checklist_store.get_version(db, key, int(version)) if key and version is not None else None
     if checklist is not None and checklist.item(item_id) is None:
         raise ValidationFailed(
             f"{item_id} is not an item of checklist {audit.get('checklist_key')}",
             errors=[field_error(["body", "item_id"], "not an item of the audit's checklist")],
         )
     return item_id
-
-
-async def _pinned_checklist(db: Database, audit: Doc) -> Checklist | None:
-    key, version = audit.get("checklist_key"), audit.get("checklist_version")
-    if not key or version is None:
-        return None
-    return await checklist_store.get_version(db, key, int(version))
 
 
 async def can_view_photo(db: Database, who: Principal, photo: Doc) -> bool:

@@ -74,7 +74,7 @@ async def store_photo(
     writing = asyncio.create_task(store.write_chunks(services.db, gridfs_id, spool.read_at, spool.size))
     try:
         try:
-            facts = await run_image_work(services.extras, _inspect_spool, spool)
+            facts = await run_image_work(services.shared, _inspect_spool, spool)
         except ImageRejected as exc:
             raise rejection(exc.status, exc.reason) from None
         now = services.clock.now()
@@ -147,29 +147,27 @@ def _original_file_id(photo_id: str) -> str:
 
 
 async def _attach(uow: UnitOfWork, owner: Owner, doc: Doc) -> None:
-    """Record the photo on its owner, refusing if the owner moved on meanwhile (submitted, verified...)."""
+    """Record the photo on its owner, refusing if the owner moved on meanwhile (submitted, verified...).
+
+    The owner's status is read by `_id` inside this transaction and the owner then updated by `_id` alone
+    (secantusd-py scans the collection for a filter of two fields): a change committed by another
+    transaction since this one's snapshot makes that update conflict, so the whole upload is retried."""
     flags = doc["flags"]
     if owner.owner_type == "audit":
-        update: dict[str, Any] = {"$addToSet": {"flags": {"$each": flags}}} if flags else {}
-        query = {"_id": owner.owner_id, "status": {"$in": list(UPLOAD_AUDIT_STATUSES)}}
-        found = (
-            (await uow.db.audits.update_one(query, update, session=uow.session)).matched_count
-            if update
-            else await uow.db.audits.count_documents(query, session=uow.session, limit=1)
-        )
-        if not found:
+        audit = await uow.db.audits.find_one({"_id": owner.owner_id}, {"status": 1}, session=uow.session)
+        if audit is None or audit.get("status") not in UPLOAD_AUDIT_STATUSES:
             raise InvalidTransition("The audit is no longer in progress; the photo was not added")
+        if flags:
+            await uow.db.audits.update_one({"_id": owner.owner_id}, {"$addToSet": {"flags": {"$each": flags}}},
+                                           session=uow.session)
         return
+    rect = await uow.db.rectifications.find_one({"_id": owner.owner_id}, {"status": 1}, session=uow.session)
+    if rect is None or rect.get("status") not in UPLOAD_RECTIFICATION_STATUSES:
+        raise InvalidTransition("The rectification is no longer open; the photo was not added")
     add: dict[str, Any] = {"photo_ids": doc["_id"]}
     if flags:
         add["flags"] = {"$each": flags}
-    result = await uow.db.rectifications.update_one(
-        {"_id": owner.owner_id, "status": {"$in": list(UPLOAD_RECTIFICATION_STATUSES)}},
-        {"$addToSet": add},
-        session=uow.session,
-    )
-    if not result.matched_count:
-        raise InvalidTransition("The rectification is no longer open; the photo was not added")
+    await uow.db.rectifications.update_one({"_id": owner.owner_id}, {"$addToSet": add}, session=uow.session)
 
 
 async def _photo_document(

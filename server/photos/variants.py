@@ -59,11 +59,24 @@ async def _in_transaction(services: Services, session: AsyncClientSession | None
             return await work(own)
 
 
+async def _record_on_photo(services: Services, photo: Doc, changes: dict[str, Any], session: AsyncClientSession,
+                           *, read_in_this_transaction: bool) -> None:
+    """Note derived files on the photo's record unless the photo was purged. By `_id` alone (secantusd-py
+    scans the collection for a filter of two fields): `purged` is checked on the record as read in this
+    transaction, so a purge committed meanwhile makes this update conflict and the transaction retry."""
+    current = photo if read_in_this_transaction else await services.db.photos.find_one(
+        {"_id": photo["_id"]}, {"purged": 1}, session=session)
+    if current is None or current.get("purged") is not False:
+        return
+    await services.db.photos.update_one({"_id": photo["_id"]}, {"$set": changes}, session=session)
+
+
 async def ensure_thumbnails(
     services: Services, photo: Doc, sizes: tuple[int, ...], session: AsyncClientSession | None = None
 ) -> dict[int, str]:
     """The GridFS ids of the photo's thumbnails of `sizes`, making the missing ones from one decode of the
-    original and storing them, with the photo's record of them, in one transaction."""
+    original and storing them, with the photo's record of them, in one transaction. With a `session`, the
+    caller read `photo` in that session's transaction."""
     recorded = {int(k): str(v) for k, v in (photo.get("thumbnails") or {}).items()}
     wanted = {size: thumbnail_file_id(photo["_id"], size) for size in sizes}
     if all(size in recorded for size in sizes):
@@ -76,7 +89,7 @@ async def ensure_thumbnails(
         if missing:
             if not all(size in made for size in missing):
                 data = await original_bytes(services, photo)
-                made.update(await run_image_work(services.extras, make_thumbnails, data, tuple(missing)))
+                made.update(await run_image_work(services.shared, make_thumbnails, data, tuple(missing)))
             now = services.clock.now()
             await store.put_files(services.db, [
                 (store.file_document(wanted[size], len(made[size]), f"{photo['_id']}-{size}.jpg",
@@ -85,7 +98,7 @@ async def ensure_thumbnails(
                 for size in missing
             ], s)
         changes = {f"thumbnails.{size}": file_id for size, file_id in wanted.items() if size not in recorded}
-        await services.db.photos.update_one({"_id": photo["_id"], "purged": False}, {"$set": changes}, session=s)
+        await _record_on_photo(services, photo, changes, s, read_in_this_transaction=session is not None)
         return wanted
 
     return await _in_transaction(services, session, store_them)
@@ -112,7 +125,7 @@ async def ensure_sanitized(services: Services, photo: Doc) -> dict[str, Any]:
         if stored is None:
             if not made:
                 data = await original_bytes(services, photo)
-                made.append(await run_image_work(services.extras, sanitized_variant, data))
+                made.append(await run_image_work(services.shared, sanitized_variant, data))
             clean, media_type = made[0]
             stored = store.file_document(file_id, len(clean), f"{photo['_id']}-sanitized",
                                          {"photo_id": photo["_id"], "kind": "sanitized", "media_type": media_type,
@@ -123,9 +136,7 @@ async def ensure_sanitized(services: Services, photo: Doc) -> dict[str, Any]:
             "size": int(stored["length"]),
             "media_type": (stored.get("metadata") or {}).get("media_type", "image/jpeg"),
         }
-        await services.db.photos.update_one(
-            {"_id": photo["_id"], "purged": False}, {"$set": {"variants.sanitized": found}}, session=s
-        )
+        await _record_on_photo(services, photo, {"variants.sanitized": found}, s, read_in_this_transaction=False)
         return found
 
     return await _in_transaction(services, None, store_it)

@@ -51,7 +51,7 @@ async def thumbnail_of(services: Services, photo: Doc) -> bytes | None:
     original = await reports.gridfs_bytes(services.db, photo["gridfs_id"])
     if not original:
         return None
-    return await run_image_work(services.extras, make_thumbnail, original, int(THUMBNAIL_SIZE))
+    return await run_image_work(services.shared, make_thumbnail, original, int(THUMBNAIL_SIZE))
 
 
 async def build_report_data(services: Services, who: Principal, audit: Doc, language: str) -> AuditReportData:

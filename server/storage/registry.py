@@ -2,38 +2,48 @@
 
 from __future__ import annotations
 
-import importlib
-
 from pymongo import IndexModel
 
-# Storage modules that declare `INDEXES: dict[str, list[IndexModel]]`.
-STORAGE_MODULES = [
-    "server.storage.users",
-    "server.storage.auth",
-    "server.storage.org",
-    "server.storage.outbox",
-    "server.storage.trail",
-    "server.storage.meta",
-    "server.storage.checklists",
-    "server.storage.programs",
-    "server.storage.audits",
-    "server.storage.photos",
-    "server.storage.rectifications",
-    "server.storage.notifications",
-    "server.storage.webhooks",
-    "server.storage.reports",
-]
+from server.storage import (
+    audits,
+    auth,
+    checklists,
+    meta,
+    notifications,
+    org,
+    outbox,
+    photos,
+    programs,
+    rectifications,
+    reports,
+    trail,
+    users,
+    webhooks,
+)
+
+# Storage modules that declare `INDEXES: dict[str, list[IndexModel]]` (explicit imports: a renamed module
+# fails at start-up instead of silently losing its indexes).
+STORAGE_MODULES = (
+    users,
+    auth,
+    org,
+    outbox,
+    trail,
+    meta,
+    checklists,
+    programs,
+    audits,
+    photos,
+    rectifications,
+    notifications,
+    webhooks,
+    reports,
+)
 
 
 def collect() -> dict[str, list[IndexModel]]:
     merged: dict[str, list[IndexModel]] = {}
-    for name in STORAGE_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name == name:
-                continue
-            raise
+    for module in STORAGE_MODULES:
         for collection, models in getattr(module, "INDEXES", {}).items():
             merged.setdefault(collection, []).extend(models)
     return merged
