@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from server.app import prepare_database
+from server.context import Services
 from server.security import weak_secret_reason
 from server.settings import Settings
 
@@ -87,3 +89,12 @@ def test_demo_data_only_when_asked_for_on_a_banks_database() -> None:
     assert Settings(mongodb_uri="mongodb://db/").should_seed_demo() is False
     assert Settings(mongodb_uri="mongodb://db/", seed_demo=True).should_seed_demo() is True
     assert Settings(mongodb_uri=None, seed_demo=False).should_seed_demo() is False
+
+
+async def test_a_banks_database_starts_empty_unless_demo_data_is_asked_for(services: Services) -> None:
+    services.settings.seed_demo = None  # as docker-compose.yml leaves it; MONGODB_URI is set
+    await prepare_database(services)
+    assert await services.db.users.count_documents({}) == 0
+    services.settings.seed_demo = True
+    await prepare_database(services)
+    assert await services.db.users.count_documents({"role": "admin"}) == 1
