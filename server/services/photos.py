@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC
 from typing import Any
 
 from pydantic import ValidationError
@@ -58,7 +59,9 @@ def device_report_of(fields: Mapping[str, str], place: list[str | int]) -> Devic
 async def add_photo(services: Services, caller: Principal, command: AddPhoto, *,
                     origin: Origin = NO_ORIGIN) -> StoredPhoto:
     """Store the spooled bytes as the owner's photo (the same bytes again: the photo they already are)."""
-    report = command.device_report.model_dump(mode="json", exclude_none=True) if command.device_report else None
+    report = command.device_report.model_dump(exclude_none=True) if command.device_report else None
+    if report and report.get("client_captured_at"):
+        report["client_captured_at"] = report["client_captured_at"].astimezone(UTC)
     return await store_photo(
         services, actor_of(caller, origin), command.owner, command.spool, command.filename, report or None
     )
