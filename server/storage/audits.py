@@ -103,6 +103,9 @@ async def take_assignment(db: Database, assignment_id: str, audit_id: str, sessi
     return taken.modified_count == 1
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def _replaces(item_id: str, answered_at: datetime) -> dict[str, Any]:
     # A missing answer sorts before every date in BSON order, so it is replaced too.
     return {"$lt": [f"$answers.{item_id}.answered_at", answered_at]}
@@ -120,28 +123,29 @@ async def apply_answers(
     already there, in one pipeline update of the audit: every condition is evaluated against the same
     state, so concurrent batches cannot lose each other's answers and a replayed batch changes nothing.
     The answer revision moves by the number stored; status and updated_at only when one was.
-    Returns the audit as it was just before (None when it is not answerable)."""
+    Returns the audit as it was just before (None when it is not answerable).
+
+    The audit is found by `_id` alone and its status is a condition inside the update: secantusd-py's
+    planner scans the whole collection for a filter of two fields, even when one is `_id`."""
+    answerable_now: dict[str, Any] = {"$in": ["$status", answerable]}
     if not answers:
-        return await db.audits.find_one({"_id": audit_id, "status": {"$in": answerable}}, session=session)
-    changed = [{"$cond": [_replaces(item_id, a["answered_at"]), 1, 0]} for item_id, a in answers.items()]
-    applied: dict[str, Any] = {"$add": changed}
+        found = await db.audits.find_one({"_id": audit_id}, session=session)
+        return found if found is not None and found.get("status") in answerable else None
+    takes = {item_id: {"$and": [answerable_now, _replaces(item_id, a["answered_at"])]}
+             for item_id, a in answers.items()}
+    applied: dict[str, Any] = {"$add": [{"$cond": [take, 1, 0]} for take in takes.values()]}
     anything: dict[str, Any] = {"$gt": [applied, 0]}
     stage: dict[str, Any] = {
-        f"answers.{item_id}": {
-            "$cond": [_replaces(item_id, answer["answered_at"]), {"$literal": answer}, f"$answers.{item_id}"]
-        }
+        f"answers.{item_id}": {"$cond": [takes[item_id], {"$literal": answer}, f"$answers.{item_id}"]}
         for item_id, answer in answers.items()
     }
     stage["answers_rev"] = {"$add": [{"$ifNull": ["$answers_rev", 0]}, applied]}
     stage["status"] = {"$cond": [anything, "in_progress", "$status"]}
     stage["updated_at"] = {"$cond": [anything, now, "$updated_at"]}
     before: Doc | None = await db.audits.find_one_and_update(
-        {"_id": audit_id, "status": {"$in": answerable}},
-        [{"$set": stage}],
-        return_document=ReturnDocument.BEFORE,
-        session=session,
+        {"_id": audit_id}, [{"$set": stage}], return_document=ReturnDocument.BEFORE, session=session,
     )
-    return before
+    return before if before is not None and before.get("status") in answerable else None
 
 
 async def freeze_submitted(
@@ -152,13 +156,17 @@ async def freeze_submitted(
     answerable: list[str],
     session: AsyncClientSession,
 ) -> bool:
-    """Submit only if no answer arrived since the answers were scored (answers_rev unchanged)."""
-    result = await db.audits.update_one(
-        {"_id": audit_id, "status": {"$in": answerable}, "answers_rev": answers_rev},
-        {"$set": changes},
-        session=session,
+    """Submit only if no answer arrived since the answers were scored (answers_rev unchanged).
+
+    One findAndModify by `_id` alone with the conditions inside the update (see apply_answers): every
+    field of `changes` is set only when they hold, and the state just before tells whether they did."""
+    holds: dict[str, Any] = {"$and": [{"$in": ["$status", answerable]}, {"$eq": ["$answers_rev", answers_rev]}]}
+    stage = {field: {"$cond": [holds, {"$literal": value}, f"${field}"]} for field, value in changes.items()}
+    before = await db.audits.find_one_and_update(
+        {"_id": audit_id}, [{"$set": stage}], projection={"status": 1, "answers_rev": 1},
+        return_document=ReturnDocument.BEFORE, session=session,
     )
-    return result.modified_count == 1
+    return before is not None and before.get("status") in answerable and before.get("answers_rev") == answers_rev
 
 
 async def transition(
@@ -182,14 +190,15 @@ async def add_flags(db: Database, audit_id: str, flags: list[str], session: Asyn
 
 
 async def photos_by_item(db: Database, audit_id: str) -> dict[str, list[str]]:
-    """Photo ids of an audit per item, in one aggregation."""
-    pipeline: list[dict[str, Any]] = [
-        {"$match": {"audit_id": audit_id, "owner_type": "audit", "purged": {"$ne": True}}},
-        {"$sort": {"uploaded_at": 1, "_id": 1}},
-        {"$group": {"_id": "$item_id", "ids": {"$push": "$_id"}}},
-    ]
-    rows = await (await db.photos.aggregate(pipeline)).to_list()
-    return {row["_id"]: list(row["ids"]) for row in rows if row["_id"]}
+    """Photo ids of an audit per item, oldest first. Read by `audit_id` alone (the index's first field) and
+    sorted here: secantusd-py scans the collection for a filter of several fields."""
+    found = db.photos.find({"audit_id": audit_id}, {"item_id": 1, "owner_type": 1, "purged": 1, "uploaded_at": 1})
+    rows = sorted([d async for d in found if d.get("owner_type") == "audit" and d.get("purged") is not True
+                   and d.get("item_id")], key=lambda d: (d.get("uploaded_at") or _EPOCH, d["_id"]))
+    by_item: dict[str, list[str]] = {}
+    for row in rows:
+        by_item.setdefault(row["item_id"], []).append(row["_id"])
+    return by_item
 
 
 async def rectifications_of(db: Database, audit_id: str) -> list[Doc]:

@@ -83,17 +83,20 @@ async def insert_photo(db: Database, doc: Doc, session: AsyncClientSession) -> N
 
 
 async def same_bytes_elsewhere(db: Database, sha256: str, owner: str) -> bool:
-    """Whether these exact bytes are already evidence for another audit or rectification."""
-    found = await db.photos.find_one({"sha256": sha256, "owner_key": {"$ne": owner}}, {"_id": 1})
-    return found is not None
+    """Whether these exact bytes are already evidence for another audit or rectification. Read by sha256
+    alone (its index) and the owner compared here: secantusd-py scans the collection for a filter of two
+    fields; photos sharing one sha256 are few."""
+    found = db.photos.find({"sha256": sha256}, {"owner_key": 1}).limit(NEAR_DUPLICATE_CANDIDATES)
+    return any([doc.get("owner_key") != owner async for doc in found])
 
 
 async def near_duplicate_candidates(db: Database, bands: list[str], owner: str) -> list[str]:
-    """Perceptual hashes of other owners' photos sharing at least one band (indexed, no scan)."""
-    cursor = db.photos.find({"phash_bands": {"$in": bands}, "owner_key": {"$ne": owner}}, {"phash": 1}).limit(
+    """Perceptual hashes of other owners' photos sharing at least one band (by the band index alone, as
+    above; the owner's own few photos are skipped here)."""
+    cursor = db.photos.find({"phash_bands": {"$in": bands}}, {"phash": 1, "owner_key": 1}).limit(
         NEAR_DUPLICATE_CANDIDATES
     )
-    return [doc["phash"] async for doc in cursor if doc.get("phash")]
+    return [doc["phash"] async for doc in cursor if doc.get("phash") and doc.get("owner_key") != owner]
 
 
 async def existing_file_ids(db: Database, file_ids: list[str],
