@@ -32,7 +32,7 @@ async def seed(services: Services) -> tuple[Org, dict[str, Any]]:
     ljz, mad = org.branches["SH-LJZ"], org.branches["MAD-GV"]
     inspector, shopper = org.users["inspector"], org.users["shopper"]
     audits: dict[str, Any] = {}
-    specs = (
+    specs: tuple[tuple[str, Any, float, Any, list[tuple[str, str, str]], datetime], ...] = (
         ("inspected", ljz, 85.0, inspector, [HALL, SIGNAGE], WHEN),
         ("shopped", ljz, 72.5, shopper, [SIGNAGE], WHEN + timedelta(days=3)),
         ("madrid", mad, 93.0, inspector, [], WHEN + timedelta(days=1)),

@@ -15,7 +15,7 @@ from aiosmtpd.controller import Controller
 from server.clock import FakeClock
 from server.context import ActorInfo, Services, UnitOfWork
 from server.embedded import free_port
-from server.handlers.notifications import on_rectification_event
+from server.handlers.notifications import HANDLERS as NOTIFICATION_HANDLERS
 from server.jobs.email_delivery import send_due_emails
 from tests.test_rectifications_support import load_org, publish_checklist, release_audit
 
@@ -58,7 +58,7 @@ async def created_notification(services: Services) -> dict[str, Any]:
     assert event is not None
 
     async def work(uow: UnitOfWork) -> None:
-        await on_rectification_event(uow, event)
+        await NOTIFICATION_HANDLERS[0].handle(uow, event)
 
     await services.transact(ActorInfo.system("dispatcher"), work)
     return rect

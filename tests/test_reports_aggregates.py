@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from server.commands.generate import generate_history
 from server.context import Services
@@ -67,9 +68,9 @@ async def test_buckets_kept_from_events_equal_a_full_recomputation(services: Ser
     rng = random.Random(20261102)
     branches = list(org.branches.values())
     base = datetime(2026, 8, 25, tzinfo=UTC)  # spans month and ISO-week boundaries
-    submitted: list[dict[str, object]] = []
-    released: list[dict[str, object]] = []
-    events: list[dict[str, object]] = []
+    submitted: list[dict[str, Any]] = []
+    released: list[dict[str, Any]] = []
+    events: list[dict[str, Any]] = []
     for _ in range(70):
         action = rng.random()
         if action < 0.45 or not submitted:
@@ -84,7 +85,7 @@ async def test_buckets_kept_from_events_equal_a_full_recomputation(services: Ser
             submitted.append(audit)
         elif action < 0.8:
             audit = submitted.pop(rng.randrange(len(submitted)))
-            released_at = audit["started_at"] + timedelta(days=rng.uniform(0, 9))  # type: ignore[operator]
+            released_at = audit["started_at"] + timedelta(days=rng.uniform(0, 9))
             events.append(await factory.release(audit, released_at))
             released.append(audit)
         elif action < 0.95 and released:
@@ -92,7 +93,7 @@ async def test_buckets_kept_from_events_equal_a_full_recomputation(services: Ser
             events.append(
                 await factory.rescore(
                     audit,
-                    round(min(100.0, float(audit["score"]) + rng.uniform(0.5, 15)), 2),  # type: ignore[arg-type]
+                    round(min(100.0, float(audit["score"]) + rng.uniform(0.5, 15)), 2),
                     critical_failed=False if rng.random() < 0.5 else None,
                 )
             )
