@@ -24,6 +24,7 @@ from server.embedded import EmbeddedMongo
 from server.handlers.base import EventHandler
 from server.jobs.dispatcher import Dispatcher
 from server.jobs.sequencer import Sequencer
+from server.jobs.wakeups import Wakeups
 from server.settings import Settings
 
 RESULTS = Path(__file__).parent / "results" / "backbone.json"
@@ -85,11 +86,18 @@ def percentile(values: list[float], p: float) -> float:
 
 
 async def pipeline(services: Services, count: int, per_transaction: int, producers: int,
-                   pause_s: float = 0.0) -> dict[str, Any]:
+                   pause_s: float = 0.0, jobs_on: Services | None = None) -> dict[str, Any]:
+    """Producers commit on `services`; the sequencer and dispatcher (with their default polls) run on
+    `jobs_on`: the same instance, or another one that learns of the commits through the change stream."""
     probe = Probe()
     probe.expected = count
-    sequencer = Sequencer(services, poll_s=0.1)
-    dispatcher = Dispatcher(services, [probe.handler()], poll_s=0.1)
+    runs_jobs = jobs_on or services
+    wakeups = Wakeups(runs_jobs) if jobs_on is not None else None
+    sequencer = Sequencer(runs_jobs)
+    dispatcher = Dispatcher(runs_jobs, [probe.handler()])
+    if wakeups is not None:
+        await wakeups.start()
+        await asyncio.sleep(0.5)  # the change stream is open
     await sequencer.start()
     await dispatcher.start()
     started = time.perf_counter()
@@ -107,6 +115,8 @@ async def pipeline(services: Services, count: int, per_transaction: int, produce
     finished = time.perf_counter()
     await dispatcher.stop()
     await sequencer.stop()
+    if wakeups is not None:
+        await wakeups.stop()
     latencies = probe.latencies_ms()
     return {"events": count, "per_transaction": per_transaction, "producers": producers,
             "commit_s": round(committed - started, 3), "total_s": round(finished - started, 3),
@@ -136,23 +146,33 @@ async def run(count: int) -> dict[str, Any]:
                 bulk = await pipeline(services, count, per_transaction=50, producers=4)
                 # Latency: one event per transaction at a steady trickle (no backlog).
                 trickle = await pipeline(services, 300, per_transaction=1, producers=1, pause_s=0.01)
+                # The same, committed on one instance and handled by another's jobs.
+                other = bootstrap(settings, server.uri)
+                try:
+                    across = await pipeline(services, 300, per_transaction=1, producers=1, pause_s=0.01,
+                                            jobs_on=other)
+                finally:
+                    await other.client.close()
             finally:
                 await services.client.close()
     finally:
         server.stop()
     return {"raw_insert_many": {"events": count, "seconds": round(raw_s, 3), "events_per_s": round(raw_rate, 1)},
-            "pipeline_bulk": bulk, "pipeline_trickle": trickle,
+            "pipeline_bulk": bulk, "pipeline_trickle": trickle, "pipeline_trickle_across_instances": across,
             "ratio_pipeline_to_raw": round(bulk["events_per_s"] / raw_rate, 3)}
 
 
 def print_table(result: dict[str, Any]) -> None:
     raw, bulk, trickle = result["raw_insert_many"], result["pipeline_bulk"], result["pipeline_trickle"]
+    across = result["pipeline_trickle_across_instances"]
     rows = [
         ("raw insert_many", raw["events"], raw["events_per_s"], "-", "-"),
         ("outbox->handler, 50/txn x4", bulk["events"], bulk["events_per_s"], bulk["latency_ms_p50"],
          bulk["latency_ms_p95"]),
         ("outbox->handler, 1/txn trickle", trickle["events"], trickle["events_per_s"], trickle["latency_ms_p50"],
          trickle["latency_ms_p95"]),
+        ("the same, jobs on another instance", across["events"], across["events_per_s"], across["latency_ms_p50"],
+         across["latency_ms_p95"]),
     ]
     print(f"{'scenario':<32}{'events':>8}{'events/s':>11}{'p50 ms':>9}{'p95 ms':>9}")
     for name, events, rate, p50, p95 in rows:
