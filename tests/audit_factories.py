@@ -1,5 +1,6 @@
 """Test data for audits: a small checklist covering every item type (inserted straight into the checklist
-collections, in the shape server.storage.checklists uses), answers, photos and demo lookups."""
+collections, in the shape server.storage.checklists uses), answers, photos and demo lookups; and audits
+started, submitted and released through the same commands the API runs."""
 
 from __future__ import annotations
 
@@ -9,8 +10,12 @@ import uuid
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from schemas.audits import AnswerIn, AuditStart
 from schemas.checklist import Checklist
-from server.db import Database
+from server.context import Services
+from server.db import Database, Doc
+from server.http.authz import Principal, principal_from_user
+from server.services import audits
 
 if TYPE_CHECKING:
     from tests.conftest import Api
@@ -262,3 +267,44 @@ async def create_program(api: Api, **fields: Any) -> dict[str, Any]:
             "visits_per_branch": 1, "covert": False, **fields}
     program: dict[str, Any] = await api.json("POST", "/api/v1/programs", "compliance", expect=201, json=body)
     return program
+
+
+# --- audits made through the commands (server.services.audits), as a phone and a reviewer would ----------
+
+
+async def principal_of(services: Services, username: str) -> Principal:
+    user = await services.db.users.find_one({"username": username})
+    assert user is not None, username
+    return principal_from_user(user)
+
+
+async def started_audit(
+    services: Services, *, who: str = "inspector", branch_code: str = "SH-LJZ", **start: Any
+) -> Doc:
+    """An audit of the test checklist started through start_audit (the checklist published if it is not)."""
+    if await services.db.checklists.find_one({"_id": KEY}) is None:
+        await publish_checklist(services.db)
+    branch = await services.db.branches.find_one({"code": branch_code})
+    assert branch is not None, branch_code
+    body = AuditStart.model_validate({**start_body(branch["_id"], services.clock.now()), **start})
+    started = await audits.start_audit(
+        services, await principal_of(services, who), audits.StartAudit(str(uuid.uuid4()), body)
+    )
+    return started.audit
+
+
+async def submitted_audit(services: Services, *, who: str = "inspector", **answers: Any) -> Doc:
+    """A started audit answered (passing unless `answers` say otherwise), with its photos, and submitted."""
+    audit = await started_audit(services, who=who)
+    caller = await principal_of(services, who)
+    batch = [AnswerIn.model_validate(a) for a in passing_answers(services.clock.now(), **answers)]
+    await audits.answer_audit(services, caller, audits.AnswerAudit(audit["_id"], batch))
+    for item_id in ("lobby_photo", "hall_clean"):
+        await add_photo(services.db, audit["_id"], item_id, audit["branch_id"])
+    return await audits.submit_audit(services, caller, audit["_id"])
+
+
+async def released_audit(services: Services, *, who: str = "inspector", **answers: Any) -> Doc:
+    """A submitted audit released by compliance."""
+    audit = await submitted_audit(services, who=who, **answers)
+    return await audits.release_audit(services, await principal_of(services, "compliance"), audit["_id"])
