@@ -16,7 +16,8 @@ on, so thumbnails, sequencing and event handlers share the machine as in product
   (measured in this process on a counted client; see `count_round_trips`).
 
 BENCH_QUICK=1 makes a run take minutes (fewer audits, shorter rest windows, 128 KB seeded photos instead of
-1 MB). BENCH_SERVERS=rust,python chooses the servers. Run: .venv/bin/python -m bench.phone_audits"""
+1 MB; BENCH_SEEDED_KB sets that size). BENCH_SERVERS=rust,python chooses the servers.
+Run: .venv/bin/python -m bench.phone_audits"""
 
 from __future__ import annotations
 
@@ -56,14 +57,15 @@ QUICK = os.environ.get("BENCH_QUICK", "") not in ("", "0", "false")
 MB = 1024 * 1024
 DATABASE = "branch_audit"
 PHONES = 8
-# Fresh and stored databases are measured in alternating rounds (each round: SEQUENTIAL audits one after
-# another, then PHONES phones doing PER_PHONE audits each), so a change in the machine's load hits both.
-ROUNDS = 2 if QUICK else 3
-SEQUENTIAL = 6 if QUICK else 15
-PER_PHONE = 2 if QUICK else 4
+# Fresh and stored databases are measured in many short alternating rounds (each round: SEQUENTIAL audits
+# one after another, then PHONES phones doing PER_PHONE audits each, on one database and then the other),
+# so a change in the load of the shared machine hits both alike.
+ROUNDS = 6 if QUICK else 10
+SEQUENTIAL = 2 if QUICK else 4
+PER_PHONE = 1 if QUICK else 2
 PHOTOS_PER_TARGET = 2 + ROUNDS * (SEQUENTIAL + PHONES * PER_PHONE)
 STORED_PHOTOS = 5000
-SEEDED_PHOTO_BYTES = 128 * 1024 if QUICK else MB
+SEEDED_PHOTO_BYTES = int(os.environ.get("BENCH_SEEDED_KB", "128" if QUICK else "1024")) * 1024
 PHOTOS_PER_SEEDED_AUDIT = 5
 COUNTED_AUDITS = 3 if QUICK else 5
 REST_SETTLE_S = 8 if QUICK else 20
