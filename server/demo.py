@@ -10,7 +10,10 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from schemas.audits import ProgramCreate
 from server.context import ActorInfo, Services, UnitOfWork
+from server.domain.access import Principal
+from server.http.authz import principal_from_user
 from server.storage.meta import claim_marker
 
 log = logging.getLogger("branch_audit.demo")
@@ -86,31 +89,31 @@ DEMO_HISTORY_AUDITS = 150
 async def seed_demo_activity(services: Services) -> dict[str, int]:
     """Work for the demo people, so `make run` shows something to do: the next four weeks' visits for the
     inspectors and shoppers, and six months of released history (findings, rectifications, scorecards)
-    for compliance, the regional managers and the branch heads."""
+    for compliance, the regional managers and the branch heads. The demo's admin plans the programs with
+    the same commands as the API."""
     from server.commands.generate import generate_history
-    from server.planning import plan_program, program_document
-    from server.storage import programs
+    from server.services import programs as program_commands
 
     now = services.clock.now()
+    admin = await _demo_admin(services)
     branch_ids = sorted(b["_id"] for b in await services.db.branches.find({}, {"_id": 1}).to_list())
     planned = 0
     for name, checklist_key, covert in DEMO_PROGRAMS:
-        program = program_document(
-            name=name, checklist_key=checklist_key, branch_ids=branch_ids, region_ids=[], starts_on=now.date(),
+        program = await program_commands.create_program(services, admin, ProgramCreate(
+            name=name, checklist_key=checklist_key, branch_ids=branch_ids, starts_on=now.date(),
             ends_on=(now + timedelta(days=27)).date(), visits_per_branch=1, channel="in_branch", covert=covert,
-            created_by=None, now=now,
-        )
-        visits = await plan_program(services.db, program)
-
-        async def work(uow: UnitOfWork, program: dict[str, Any] = program, visits: list[Any] = visits) -> None:
-            await programs.insert_program(uow.db, program, uow.session)
-            await programs.insert_assignments(uow.db, visits, program["_id"], uow.now, uow.session)
-            uow.record("program.generate_assignments", "program", program["_id"], {"assignments": len(visits)})
-
-        await services.transact(ActorInfo.system("seed"), work)
+        ))
+        visits, _ = await program_commands.generate_assignments(services, admin, program["_id"])
         planned += len(visits)
     history = await generate_history(services, count=DEMO_HISTORY_AUDITS, months=6, seed=7)
     return {"assignments": planned, "history_audits": int(history["audits"])}
+
+
+async def _demo_admin(services: Services) -> Principal:
+    user = await services.db.users.find_one({"username": USERS[0][1]})
+    if user is None:
+        raise RuntimeError("the demo organisation is not seeded")
+    return principal_from_user(user)
 
 
 def write_credentials(path: Path, credentials: dict[str, dict[str, str]]) -> None:
@@ -122,6 +125,8 @@ def write_credentials(path: Path, credentials: dict[str, dict[str, str]]) -> Non
 
 
 async def seed_demo(services: Services) -> dict[str, dict[str, str]]:
+    """The demo organisation in one transaction with one trail entry: the regions, branches and people as
+    if they had always been there (no per-user events, so every API test starts from a quiet outbox)."""
     now = services.clock.now()
     region_ids = {r["code"]: str(uuid.uuid4()) for r in REGIONS}
     branch_ids = {b[0]: str(uuid.uuid4()) for b in BRANCHES}
