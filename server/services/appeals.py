@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
+from pydantic import BaseModel
+
 from schemas.audit_events import AppealDecided, AppealFiled, AuditRescored
 from schemas.checklist import Checklist
 from server.context import Services, UnitOfWork
@@ -18,7 +20,7 @@ from server.domain.scoring import score_audit
 from server.domain.submission import finding_counts
 from server.errors import Conflict, InvalidTransition, NotFound, ValidationFailed, field_error
 from server.services import NO_ORIGIN, Origin, actor_of
-from server.services.audits import pinned_checklist
+from server.services.audits import emit_audit_event, pinned_checklist
 from server.storage import appeals as appeal_store
 from server.storage import audits as store
 
@@ -67,6 +69,14 @@ def new_appeal(finding: Doc, command: FileAppeal, filed_by: str, now: datetime) 
     }
 
 
+def _write_down(uow: UnitOfWork, appeal: Doc, payload: BaseModel, action: str, summary: dict[str, Any]) -> None:
+    """An appeal's event and its trail entry, both findable by its finding and audit."""
+    ids = {"finding_id": appeal["finding_id"], "audit_id": appeal["audit_id"]}
+    uow.emit(payload, subject_type="appeal", subject_id=appeal["_id"], branch_id=appeal["branch_id"],
+             region_id=appeal["region_id"], **ids)
+    uow.record(action, "appeal", appeal["_id"], summary, **ids)
+
+
 async def file_appeal(services: Services, caller: Principal, command: FileAppeal, *,
                       origin: Origin = NO_ORIGIN) -> Filed:
     """Appeal a finding of the caller's branch while its window is open (one pending appeal per finding)."""
@@ -96,28 +106,10 @@ async def file_appeal(services: Services, caller: Principal, command: FileAppeal
         if not await appeal_store.claim_finding(uow.db, finding["_id"], appeal["_id"], uow.session):
             raise Conflict("This finding already has a pending appeal")
         await appeal_store.insert_appeal(uow.db, appeal, uow.session)
-        uow.emit(
-            AppealFiled(
-                appeal_id=appeal["_id"],
-                finding_id=finding["_id"],
-                audit_id=finding["audit_id"],
-                branch_id=finding["branch_id"],
-            ),
-            subject_type="appeal",
-            subject_id=appeal["_id"],
-            finding_id=finding["_id"],
-            audit_id=finding["audit_id"],
+        _write_down(uow, appeal, AppealFiled(
+            appeal_id=appeal["_id"], finding_id=finding["_id"], audit_id=finding["audit_id"],
             branch_id=finding["branch_id"],
-            region_id=finding["region_id"],
-        )
-        uow.record(
-            "appeal.file",
-            "appeal",
-            appeal["_id"],
-            {"finding_id": finding["_id"]},
-            finding_id=finding["_id"],
-            audit_id=finding["audit_id"],
-        )
+        ), "appeal.file", {"finding_id": finding["_id"]})
 
     await services.transact(actor_of(caller, origin), work)
     return Filed(appeal, created=True)
@@ -150,29 +142,10 @@ async def decide_appeal(services: Services, caller: Principal, command: DecideAp
         await appeal_store.settle_finding(uow.db, appeal["finding_id"], overturned, uow.now, uow.session)
         if overturned:
             await _rescore(uow, audit["_id"], checklist, appeal)
-        uow.emit(
-            AppealDecided(
-                appeal_id=appeal["_id"],
-                finding_id=appeal["finding_id"],
-                audit_id=appeal["audit_id"],
-                branch_id=appeal["branch_id"],
-                outcome=command.outcome,
-            ),
-            subject_type="appeal",
-            subject_id=appeal["_id"],
-            finding_id=appeal["finding_id"],
-            audit_id=appeal["audit_id"],
-            branch_id=appeal["branch_id"],
-            region_id=appeal["region_id"],
-        )
-        uow.record(
-            "appeal.decide",
-            "appeal",
-            appeal["_id"],
-            {"outcome": command.outcome, "comment": command.comment},
-            finding_id=appeal["finding_id"],
-            audit_id=appeal["audit_id"],
-        )
+        _write_down(uow, appeal, AppealDecided(
+            appeal_id=appeal["_id"], finding_id=appeal["finding_id"], audit_id=appeal["audit_id"],
+            branch_id=appeal["branch_id"], outcome=command.outcome,
+        ), "appeal.decide", {"outcome": command.outcome, "comment": command.comment})
         return {**appeal, **decided}
 
     return await services.transact(actor_of(caller, origin), work)
@@ -211,18 +184,7 @@ async def _rescore(uow: UnitOfWork, audit_id: str, checklist: Checklist, appeal:
         uow.session,
     )
     reason = f"appeal {appeal['_id']} overturned finding {appeal['finding_id']}"
-    uow.emit(
-        AuditRescored(
-            audit_id=audit_id,
-            branch_id=audit["branch_id"],
-            old_score=audit.get("score"),
-            new_score=scored.score,
-            old_grade=audit.get("grade"),
-            new_grade=scored.grade,
-            reason=reason,
-        ),
-        subject_type="audit",
-        subject_id=audit_id,
-        branch_id=audit["branch_id"],
-        region_id=audit["region_id"],
-    )
+    emit_audit_event(uow, audit, AuditRescored(
+        audit_id=audit_id, branch_id=audit["branch_id"], old_score=audit.get("score"), new_score=scored.score,
+        old_grade=audit.get("grade"), new_grade=scored.grade, reason=reason,
+    ))

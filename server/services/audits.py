@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import BaseModel
 from pymongo.errors import DuplicateKeyError
 
 from schemas.audit_events import (
@@ -112,6 +113,12 @@ def audit_progress(checklist: Checklist, audit: Doc, photos: dict[str, list[str]
     )
 
 
+def emit_audit_event(uow: UnitOfWork, audit: Doc, payload: BaseModel) -> None:
+    """An event about the audit itself, filterable by its branch and region."""
+    uow.emit(payload, subject_type="audit", subject_id=audit["_id"], branch_id=audit["branch_id"],
+             region_id=audit["region_id"])
+
+
 async def _set_assignment(uow: UnitOfWork, audit: Doc, audit_status: str) -> None:
     """An assignment's status follows its audit's."""
     if audit.get("assignment_id"):
@@ -138,18 +145,10 @@ async def start_audit(services: Services, caller: Principal, command: StartAudit
             uow.db, doc["assignment_id"], doc["_id"], uow.session
         ):
             raise Conflict("This assignment's audit was already started")
-        uow.emit(
-            AuditStarted(
-                audit_id=doc["_id"],
-                branch_id=doc["branch_id"],
-                checklist_key=doc["checklist_key"],
-                checklist_version=doc["checklist_version"],
-            ),
-            subject_type="audit",
-            subject_id=doc["_id"],
-            branch_id=doc["branch_id"],
-            region_id=doc["region_id"],
-        )
+        emit_audit_event(uow, doc, AuditStarted(
+            audit_id=doc["_id"], branch_id=doc["branch_id"], checklist_key=doc["checklist_key"],
+            checklist_version=doc["checklist_version"],
+        ))
         uow.record(
             "audit.start",
             "audit",
@@ -370,20 +369,10 @@ async def _try_submit(services: Services, caller: Principal, origin: Origin, aud
 def _emit_submitted(uow: UnitOfWork, audit: Doc, changes: dict[str, Any], findings: list[Doc]) -> None:
     """audit.submitted, then finding.created for each finding."""
     ids = {"branch_id": audit["branch_id"], "region_id": audit["region_id"]}
-    uow.emit(
-        AuditSubmitted(
-            audit_id=audit["_id"],
-            branch_id=audit["branch_id"],
-            region_id=audit["region_id"],
-            score=changes["score"],
-            grade=changes["grade"],
-            critical_failed=changes["critical_failed"],
-            finding_ids=[f["_id"] for f in findings],
-        ),
-        subject_type="audit",
-        subject_id=audit["_id"],
-        **ids,
-    )
+    emit_audit_event(uow, audit, AuditSubmitted(
+        audit_id=audit["_id"], branch_id=audit["branch_id"], region_id=audit["region_id"], score=changes["score"],
+        grade=changes["grade"], critical_failed=changes["critical_failed"], finding_ids=[f["_id"] for f in findings],
+    ))
     for f in findings:
         uow.emit(
             FindingCreated(
@@ -419,25 +408,12 @@ async def release_audit(services: Services, caller: Principal, audit_id: str, *,
         await store.release_findings(uow.db, audit["_id"], now, uow.session)
         await _set_assignment(uow, audit, status)
         open_ids = [f["id"] for f in (audit.get("result") or {}).get("findings", [])]
-        uow.emit(
-            AuditReleased(
-                audit_id=audit["_id"],
-                branch_id=audit["branch_id"],
-                region_id=audit["region_id"],
-                program_id=audit.get("program_id"),
-                checklist_key=audit["checklist_key"],
-                checklist_version=audit["checklist_version"],
-                score=audit.get("score"),
-                grade=audit.get("grade"),
-                critical_failed=bool(audit.get("critical_failed")),
-                finding_ids=open_ids,
-                released_at=now,
-            ),
-            subject_type="audit",
-            subject_id=audit["_id"],
-            branch_id=audit["branch_id"],
-            region_id=audit["region_id"],
-        )
+        emit_audit_event(uow, audit, AuditReleased(
+            audit_id=audit["_id"], branch_id=audit["branch_id"], region_id=audit["region_id"],
+            program_id=audit.get("program_id"), checklist_key=audit["checklist_key"],
+            checklist_version=audit["checklist_version"], score=audit.get("score"), grade=audit.get("grade"),
+            critical_failed=bool(audit.get("critical_failed")), finding_ids=open_ids, released_at=now,
+        ))
         uow.record("audit.release", "audit", audit["_id"], {"findings": len(open_ids)}, branch_id=audit["branch_id"])
         return {**audit, **changes}
 
@@ -474,12 +450,8 @@ async def return_audit(services: Services, caller: Principal, command: ReturnAud
                 branch_id=audit["branch_id"],
             )
         await _set_assignment(uow, audit, status)
-        uow.emit(
-            AuditReturned(audit_id=audit["_id"], branch_id=audit["branch_id"], comment=command.comment),
-            subject_type="audit",
-            subject_id=audit["_id"],
-            branch_id=audit["branch_id"],
-            region_id=audit["region_id"],
+        emit_audit_event(
+            uow, audit, AuditReturned(audit_id=audit["_id"], branch_id=audit["branch_id"], comment=command.comment)
         )
         uow.record("audit.return", "audit", audit["_id"], {"comment": command.comment}, branch_id=audit["branch_id"])
         return {key: value for key, value in {**audit, **changes}.items() if key not in SUBMISSION_FIELDS}

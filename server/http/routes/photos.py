@@ -26,7 +26,7 @@ from server.http.authz import Principal
 from server.http.request_meta import origin
 from server.keys import SERVICES
 from server.photos import owners, tus
-from server.photos.form import read_upload_form
+from server.photos.form import UploadForm, read_upload_form
 from server.photos.pipeline import StoredPhoto, rejection
 from server.photos.serving import stream_file, strong_etag
 from server.photos.spool import READ_CHUNK_BYTES, Spool
@@ -93,16 +93,20 @@ def _stored_response(stored: StoredPhoto, who: Principal) -> web.Response:
 
 # --- direct uploads ------------------------------------------------------------------------------
 
+MULTIPART_UPLOAD: dict[str, Any] = {
+    "raw_body": True,
+    "body_content_types": ("multipart/form-data",),
+    "response": PhotoPublic,
+    "status": 201,
+    "extra_responses": UPLOAD_ERRORS,
+}
+
 
 @router.post(
     "/api/v1/audits/{audit_id}/photos",
     summary="Add a photo to an audit item (multipart: file, item_id; optional client_captured_at, client_location)",
     roles=FIELD_ROLES,
-    raw_body=True,
-    body_content_types=("multipart/form-data",),
-    response=PhotoPublic,
-    status=201,
-    extra_responses=UPLOAD_ERRORS,
+    **MULTIPART_UPLOAD,
 )
 async def upload_audit_photo(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
@@ -110,28 +114,26 @@ async def upload_audit_photo(request: web.Request) -> web.Response:
     audit = await owners.audit_for_upload(services.db, who, match_info(request, "audit_id"))
     with await read_upload_form(request, services.settings.max_upload_bytes) as form:
         owner = await owners.audit_owner(services.db, audit, form.fields.get("item_id"))
-        command = commands.AddPhoto(owner, form.spool, form.filename, device_report_of(form.fields, ["body"]))
-        stored = await commands.add_photo(services, who, command, origin=origin(request))
-    return _stored_response(stored, who)
+        return await _add(request, who, owner, form)
 
 
 @router.post(
     "/api/v1/rectifications/{rectification_id}/photos",
     summary="Add 'after' evidence to a rectification (multipart: file; optional client_captured_at, client_location)",
     roles={authz.BRANCH_HEAD},
-    raw_body=True,
-    body_content_types=("multipart/form-data",),
-    response=PhotoPublic,
-    status=201,
-    extra_responses=UPLOAD_ERRORS,
+    **MULTIPART_UPLOAD,
 )
 async def upload_rectification_photo(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
     who = authz.principal(request)
     owner = await owners.rectification_owner(services.db, who, match_info(request, "rectification_id"))
     with await read_upload_form(request, services.settings.max_upload_bytes) as form:
-        command = commands.AddPhoto(owner, form.spool, form.filename, device_report_of(form.fields, ["body"]))
-        stored = await commands.add_photo(services, who, command, origin=origin(request))
+        return await _add(request, who, owner, form)
+
+
+async def _add(request: web.Request, who: Principal, owner: owners.Owner, form: UploadForm) -> web.Response:
+    command = commands.AddPhoto(owner, form.spool, form.filename, device_report_of(form.fields, ["body"]))
+    stored = await commands.add_photo(request.app[SERVICES], who, command, origin=origin(request))
     return _stored_response(stored, who)
 
 

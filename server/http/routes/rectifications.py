@@ -3,6 +3,7 @@ server.services.rectifications)."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -158,6 +159,13 @@ async def _respond(request: web.Request, rect: Doc, who: authz.Principal) -> web
     return json_response(RectificationDetail.model_validate(detail).model_dump(mode="json", by_alias=True))
 
 
+async def _command(request: web.Request, run: Callable[..., Awaitable[Doc]], command: object) -> web.Response:
+    """Run one workflow command as the caller and answer the rectification as they may see it."""
+    who = authz.principal(request)
+    changed = await run(request.app[SERVICES], who, command, origin=origin(request))
+    return await _respond(request, changed, who)
+
+
 @router.get(
     "/api/v1/rectifications/{rect_id}",
     summary="One rectification with its history",
@@ -182,10 +190,8 @@ async def get_rectification(request: web.Request) -> web.Response:
 )
 async def submit_rectification(request: web.Request) -> web.Response:
     body = await body_of(request, SubmitFix)
-    command = commands.SubmitFix(match_info(request, "rect_id"), body.note)
-    who = authz.principal(request)
-    changed = await commands.submit_fix(request.app[SERVICES], who, command, origin=origin(request))
-    return await _respond(request, changed, who)
+    rect_id = match_info(request, "rect_id")
+    return await _command(request, commands.submit_fix, commands.SubmitFix(rect_id, body.note))
 
 
 @router.post(
@@ -198,10 +204,8 @@ async def submit_rectification(request: web.Request) -> web.Response:
 )
 async def verify_rectification(request: web.Request) -> web.Response:
     body = await body_of(request, VerifyFix)
-    command = commands.VerifyFix(match_info(request, "rect_id"), body.comment)
-    who = authz.principal(request)
-    changed = await commands.verify_fix(request.app[SERVICES], who, command, origin=origin(request))
-    return await _respond(request, changed, who)
+    rect_id = match_info(request, "rect_id")
+    return await _command(request, commands.verify_fix, commands.VerifyFix(rect_id, body.comment))
 
 
 @router.post(
@@ -214,10 +218,8 @@ async def verify_rectification(request: web.Request) -> web.Response:
 )
 async def reject_rectification(request: web.Request) -> web.Response:
     body = await body_of(request, RejectFix)
-    command = commands.RejectFix(match_info(request, "rect_id"), body.comment, body.due_at)
-    who = authz.principal(request)
-    changed = await commands.reject_fix(request.app[SERVICES], who, command, origin=origin(request))
-    return await _respond(request, changed, who)
+    rect_id = match_info(request, "rect_id")
+    return await _command(request, commands.reject_fix, commands.RejectFix(rect_id, body.comment, body.due_at))
 
 
 @router.post(
@@ -230,10 +232,9 @@ async def reject_rectification(request: web.Request) -> web.Response:
 )
 async def request_extension(request: web.Request) -> web.Response:
     body = await body_of(request, ExtensionRequest)
-    command = commands.RequestExtension(match_info(request, "rect_id"), body.requested_due_at, body.reason)
-    who = authz.principal(request)
-    changed = await commands.request_extension(request.app[SERVICES], who, command, origin=origin(request))
-    return await _respond(request, changed, who)
+    rect_id = match_info(request, "rect_id")
+    command = commands.RequestExtension(rect_id, body.requested_due_at, body.reason)
+    return await _command(request, commands.request_extension, command)
 
 
 @router.post(
@@ -246,7 +247,6 @@ async def request_extension(request: web.Request) -> web.Response:
 )
 async def decide_extension(request: web.Request) -> web.Response:
     body = await body_of(request, ExtensionDecision)
-    command = commands.DecideExtension(match_info(request, "rect_id"), body.approve, body.comment)
-    who = authz.principal(request)
-    changed = await commands.decide_extension(request.app[SERVICES], who, command, origin=origin(request))
-    return await _respond(request, changed, who)
+    rect_id = match_info(request, "rect_id")
+    command = commands.DecideExtension(rect_id, body.approve, body.comment)
+    return await _command(request, commands.decide_extension, command)
