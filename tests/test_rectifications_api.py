@@ -52,7 +52,8 @@ async def test_branch_head_lists_own_branch_by_due_date_in_their_language(
 async def test_another_branchs_rectification_is_404(api: Api, services: Services) -> None:
     org = await load_org(services)
     other = (await release_audit(services, org, branch="SH-JA"))[0]
-    madrid = (await release_audit(services, org, branch="MAD-GV", auditor="inspector2"))[0]
+    # inspector2's home is Madrid: nobody audits their own home branch
+    madrid = (await release_audit(services, org, branch="BCN-PG", auditor="inspector2"))[0]
     await problem(api, "GET", f"{BASE}/{other['_id']}", "branch_head", 404)
     await problem(api, "POST", f"{BASE}/{other['_id']}/submit", "branch_head", 404, json={"note": "x"})
     await problem(api, "GET", f"{BASE}/{madrid['_id']}", "regional_manager", 404)  # another region

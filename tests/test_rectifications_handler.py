@@ -79,13 +79,13 @@ async def test_checklist_due_policy_in_working_days(services: Services, demo: ob
     assert rects[0]["due_at"] == datetime(2026, 11, 10, 10, tzinfo=UTC)  # Tuesday 18:00
 
 
-async def test_madrid_branch_deadline_uses_madrid_time(services: Services, demo: object) -> None:
+async def test_a_spanish_branchs_deadline_uses_madrid_time(services: Services, demo: object) -> None:
     org = await load_org(services)
-    rects = await release_audit(services, org, branch="MAD-GV", auditor="inspector2",
+    rects = await release_audit(services, org, branch="BCN-PG", auditor="inspector2",
                                 findings=[("cash_secure", "critical", False)])
-    # Released 02:00 Monday in Madrid (01:00 UTC): one day -> Tuesday 18:00 CET = 17:00 UTC.
+    # Released 02:00 Monday in Barcelona (01:00 UTC): one day -> Tuesday 18:00 CET = 17:00 UTC.
     assert rects[0]["due_at"] == datetime(2026, 11, 3, 17, tzinfo=UTC)
-    assert rects[0]["assignee_id"] == org.user("mad.head")
+    assert rects[0]["assignee_id"] == org.user("bcn.head")
 
 
 async def test_overturned_appeal_cancels_the_rectification_and_stops_reminders(

@@ -1,7 +1,5 @@
-"""Test data for the rectification tests: a released audit with findings, run through the real handler.
-
-(No tests here; the audits area is built in parallel, so its documents are written directly in the
-shapes docs/DATA-MODEL.md fixes.)"""
+"""Test data for the rectification tests: an audit started, answered, submitted and released through the
+audit commands, with the real handler run on its audit.released event. (No tests here.)"""
 
 from __future__ import annotations
 
@@ -10,10 +8,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from schemas.audits import AnswerIn, AuditStart
 from schemas.checklist import Checklist
 from server.context import ActorInfo, Services, UnitOfWork
 from server.db import Doc
 from server.handlers import rectifications as handler
+from server.services import audits
+from tests.audit_factories import add_photo, principal_of
 
 CHECKLIST_KEY = "rect-test"
 
@@ -61,37 +62,45 @@ async def publish_checklist(services: Services, due_policy: dict[str, Any] | Non
         {"_id": f"{CHECKLIST_KEY}@1"},
         {"key": CHECKLIST_KEY, "version": 1, "definition": definition, "content_hash": "x",
          "published_at": services.clock.now(), "published_by": "test"}, upsert=True)
+    await services.db.checklists.update_one(
+        {"_id": CHECKLIST_KEY},
+        {"$set": {"key": CHECKLIST_KEY, "current_version": 1, "title": definition["title"], "channel": "in_branch",
+                  "updated_at": services.clock.now()}},
+        upsert=True)
 
 
 async def release_audit(services: Services, org: Org, *, branch: str = "SH-LJZ", auditor: str = "inspector",
                         findings: list[tuple[str, str, bool]] | None = None,
-                        released_at: datetime | None = None, photo_ids: list[str] | None = None) -> list[Doc]:
-    """Write a released audit with findings (item_id, severity, fixed_on_spot), run the handler on its
-    audit.released event and return the rectifications, ordered by item."""
-    b = org.branches[branch]
-    auditor_doc = await services.db.users.find_one({"username": auditor})
-    assert auditor_doc is not None
-    audit_id = str(uuid.uuid4())
-    now = services.clock.now()
-    released = released_at or now
-    await services.db.audits.insert_one({
-        "_id": audit_id, "branch_id": b["_id"], "region_id": b["region_id"], "checklist_key": CHECKLIST_KEY,
-        "checklist_version": 1, "auditor_id": auditor_doc["_id"], "auditor_role": auditor_doc["role"],
-        "status": "released", "released_at": released, "open_rectifications": 0, "created_at": now})
+                        photo_ids: list[str] | None = None) -> list[Doc]:
+    """An audit of `branch` by `auditor` failing the items of `findings` (item_id, severity, fixed_on_spot),
+    with an inspector's photo of each, taken through start, answers, submit and release (now, by the
+    clock); the rectification handler is run on its audit.released event. Returns the rectifications,
+    ordered by item."""
+    if await services.db.checklists.find_one({"_id": CHECKLIST_KEY}) is None:
+        await publish_checklist(services)
     rows = findings if findings is not None else [("hall_clean", "major", False)]
-    finding_ids = []
-    for item_id, severity, fixed in rows:
-        finding_id = str(uuid.uuid4())
-        finding_ids.append(finding_id)
-        await services.db.findings.insert_one({
-            "_id": finding_id, "audit_id": audit_id, "branch_id": b["_id"], "region_id": b["region_id"],
-            "checklist_key": CHECKLIST_KEY, "item_id": item_id, "section_id": "hall", "severity": severity,
-            "critical": severity == "critical", "answer": {"value": False, "na": False, "note": "dirty"},
-            "photo_ids": list(photo_ids or [f"inspector-photo-{item_id}"]), "status": "open",
-            "fixed_on_spot": fixed, "created_at": now})
-    event = released_event(audit_id, b, finding_ids, released)
+    failed = {item_id: fixed for item_id, _, fixed in rows}
+    who = await principal_of(services, auditor)
+    now = services.clock.now()
+    start = AuditStart(branch_id=org.branches[branch]["_id"], checklist_key=CHECKLIST_KEY, started_at=now)
+    audit = (await audits.start_audit(services, who, audits.StartAudit(str(uuid.uuid4()), start))).audit
+    answers = [
+        AnswerIn(item_id=item.id, value=item.id not in failed, note="dirty" if item.id in failed else None,
+                 fixed_on_spot=failed.get(item.id, False), answered_at=now)
+        for item in checklist().sections[0].items
+    ]
+    await audits.answer_audit(services, who, audits.AnswerAudit(audit["_id"], answers))
+    for item_id in failed:
+        for photo_id in photo_ids or [f"inspector-photo-{item_id}"]:
+            if await services.db.photos.count_documents({"_id": photo_id}):
+                photo_id = f"{photo_id}-{audit['_id']}"  # a second audit in one test
+            await add_photo(services.db, audit["_id"], item_id, audit["branch_id"], _id=photo_id)
+    await audits.submit_audit(services, who, audit["_id"])
+    await audits.release_audit(services, await principal_of(services, "compliance"), audit["_id"])
+    event = await services.db.events.find_one({"type": "audit.released", "subject.id": audit["_id"]})
+    assert event is not None
     await run_handler(services, event)
-    return await services.db.rectifications.find({"audit_id": audit_id}).sort("item_id", 1).to_list()
+    return await services.db.rectifications.find({"audit_id": audit["_id"]}).sort("item_id", 1).to_list()
 
 
 def released_event(audit_id: str, branch: Doc, finding_ids: list[str], released: datetime) -> Doc:

@@ -18,7 +18,6 @@ from schemas.audits import (
     ReturnRequest,
     SubmitResult,
 )
-from schemas.checklist import Checklist
 from server.context import Services
 from server.db import Doc
 from server.domain import access, audit_access, audit_rules
@@ -33,17 +32,11 @@ from server.services.audits import audit_progress, visible_audit
 from server.storage import audits as store
 from server.storage import checklists as checklist_store
 
-# Other route modules import these from here.
-__all__ = ["current_checklist", "history_filters", "router"]
+__all__ = ["history_filters", "router"]
 
 router = ApiRouter("audits")
 FIELD = authz.FIELD_ROLES
 REVIEWERS = authz.REVIEWERS
-
-
-async def current_checklist(services: Services, key: str) -> tuple[Checklist, int] | None:
-    """The checklist version a new audit of `key` pins, and its number."""
-    return await checklist_store.get_current(services.db, key)
 
 
 def _detail(services: Services, who: authz.Principal, audit: Doc) -> dict[str, Any]:
