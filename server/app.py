@@ -110,7 +110,7 @@ def create_app(services: Services, *, start_jobs: bool | None = None, prepare_da
 async def prepare_database(services: Services) -> None:
     """Migrations (once across instances; refuses data newer than this release), indexes, shipped checklists
     and (on an empty database) the demo organisation."""
-    await migrate(services.db, owner=services.instance_id, clock=services.clock)
+    await migrate(services)
     await ensure_indexes(services.db)
     settings = services.settings
     if settings.publish_checklists:

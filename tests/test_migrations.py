@@ -27,7 +27,7 @@ from tests.conftest import Api
 # --- numbering (no database) -----------------------------------------------------------------------------
 
 
-async def nothing(db: Database) -> None:
+async def nothing(services: Services) -> None:
     return None
 
 
@@ -55,10 +55,10 @@ async def records(db: Database) -> list[dict[str, Any]]:
 
 
 async def test_a_second_run_changes_nothing(services: Services, clock: FakeClock) -> None:
-    assert await migrate(services.db, owner="a", clock=clock) == list(range(1, latest() + 1))
+    assert await migrate(services) == list(range(1, latest() + 1))
     first = await records(services.db)
     clock.advance(migrations.LEASE_TTL * 2)
-    assert await migrate(services.db, owner="b", clock=clock) == []
+    assert await migrate(dataclasses.replace(services, instance_id="b")) == []
     assert await records(services.db) == first
     assert await services.db.leases.find_one({"_id": migrations.LEASE}) is None
 
@@ -66,11 +66,11 @@ async def test_a_second_run_changes_nothing(services: Services, clock: FakeClock
 def counting_migrations(started: asyncio.Event | None = None) -> list[Migration]:
     """The shipped ones, then one that counts its runs (deliberately not idempotent, so a second run shows)."""
 
-    async def count(db: Database) -> None:
+    async def count(services: Services) -> None:
         if started is not None:
             started.set()
         await asyncio.sleep(0.3)  # long enough for the other instance to arrive while it runs
-        await db.migration_runs.update_one({"_id": "count"}, {"$inc": {"runs": 1}}, upsert=True)
+        await services.db.migration_runs.update_one({"_id": "count"}, {"$inc": {"runs": 1}}, upsert=True)
 
     return [*migrations.registered(), Migration(latest() + 1, "count runs", count)]
 
@@ -92,21 +92,21 @@ async def test_two_instances_starting_together_run_each_migration_once(
 async def test_an_instance_waits_for_the_one_migrating(services: Services, clock: FakeClock) -> None:
     started = asyncio.Event()
     shipped = counting_migrations(started)
-    first = asyncio.create_task(migrate(services.db, owner="first", clock=clock, migrations=shipped))
+    first = asyncio.create_task(migrate(dataclasses.replace(services, instance_id="first"), migrations=shipped))
     await started.wait()
-    second = await migrate(services.db, owner="second", clock=clock, migrations=shipped)
+    second = await migrate(dataclasses.replace(services, instance_id="second"), migrations=shipped)
     assert second == [] and await first == [m.version for m in shipped]
 
 
 async def test_data_newer_than_this_release_is_refused_untouched(services: Services, clock: FakeClock) -> None:
-    await migrate(services.db, owner="a", clock=clock)
+    await migrate(services)
     newer = latest() + 1
     await services.db[COLLECTION].insert_one({"_id": newer, "name": "from a newer release"})
     message = f"schema version {newer}, but this release understands up to {latest()}"
     with pytest.raises(SchemaError, match=message):
         await prepare_database(services)
     with pytest.raises(SchemaError, match=message):
-        await migrate(services.db, owner="b", clock=clock)
+        await migrate(services)
     app = create_app(services, start_jobs=False, prepare_data=False, close_client=False)
     server = TestServer(app, host="127.0.0.1")
     with pytest.raises(SchemaError, match=message):

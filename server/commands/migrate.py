@@ -20,6 +20,7 @@ def register(subparsers: Any) -> None:
 def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
     from server.clock import SystemClock
     from server.commands.backup import with_backup_database
+    from server.context import Services
     from server.migrations import latest, migrate, require_understood
 
     async def work(client: Any, db: Any) -> int:
@@ -28,7 +29,10 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
             version = await require_understood(db)
             print(json.dumps({"schema_version": version, "release_understands": latest()}))
             return 0
-        applied = await migrate(db, owner=f"cli-{uuid.uuid4().hex[:8]}", clock=SystemClock())
+        # The migrations need the database, a clock and what the settings define (no secret, no index).
+        services = Services(settings=settings, client=client, db=db, clock=SystemClock(),
+                            jwt_secret=settings.jwt_secret or "", instance_id=f"cli-{uuid.uuid4().hex[:8]}")
+        applied = await migrate(services)
         print(json.dumps({"applied": applied, "schema_version": await require_understood(db)}))
         return 0
 

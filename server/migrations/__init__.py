@@ -22,6 +22,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.errors import DuplicateKeyError, PyMongoError
@@ -29,6 +30,9 @@ from pymongo.errors import DuplicateKeyError, PyMongoError
 from server.clock import Clock
 from server.db import Database
 from server.storage.meta import acquire_lease, release_lease
+
+if TYPE_CHECKING:
+    from server.context import Services
 
 log = logging.getLogger("branch_audit.migrations")
 
@@ -44,11 +48,12 @@ WAIT_POLL_S = 0.5
 
 @dataclass(frozen=True)
 class Migration:
-    """One numbered change; `apply` must leave already-migrated data as it is (it may run again)."""
+    """One numbered change; `apply` must leave already-migrated data as it is (it may run again). It gets
+    the services (database, clock, settings and what is derived from them, such as the reminder policy)."""
 
     version: int
     name: str
-    apply: Callable[[Database], Awaitable[None]]
+    apply: Callable[[Services], Awaitable[None]]
 
 
 class SchemaError(RuntimeError):
@@ -57,9 +62,9 @@ class SchemaError(RuntimeError):
 
 def registered() -> tuple[Migration, ...]:
     """Every migration this release ships, in order."""
-    from server.migrations import m0001_baseline
+    from server.migrations import m0001_baseline, m0002_generated_rectifications
 
-    return (m0001_baseline.MIGRATION,)
+    return (m0001_baseline.MIGRATION, m0002_generated_rectifications.MIGRATION)
 
 
 def check_numbering(migrations: Sequence[Migration]) -> None:
@@ -125,9 +130,9 @@ async def _keep_lease(db: Database, owner: str, clock: Clock, lost: asyncio.Even
             return
 
 
-async def migrate(db: Database, *, owner: str, clock: Clock,
-                  migrations: Sequence[Migration] | None = None) -> list[int]:
+async def migrate(services: Services, *, migrations: Sequence[Migration] | None = None) -> list[int]:
     """Apply every pending migration once across instances; returns the versions this call applied."""
+    db, owner, clock = services.db, services.instance_id, services.clock
     found = registered() if migrations is None else tuple(migrations)
     check_numbering(found)
     newest = latest(found)
@@ -146,7 +151,7 @@ async def migrate(db: Database, *, owner: str, clock: Clock,
                 raise SchemaError("lost the migration lease to another instance; start again")
             started = time.monotonic()
             log.info("applying migration", extra={"version": migration.version, "migration": migration.name})
-            await migration.apply(db)
+            await migration.apply(services)
             seconds = round(time.monotonic() - started, 3)
             try:
                 await db[COLLECTION].insert_one({"_id": migration.version, "name": migration.name,

@@ -5,11 +5,15 @@ records that the database is at schema version 1, which every later migration st
 
 from __future__ import annotations
 
-from server.db import Database
+from typing import TYPE_CHECKING
+
 from server.migrations import Migration
 
+if TYPE_CHECKING:
+    from server.context import Services
 
-async def _apply(db: Database) -> None:
+
+async def _apply(services: Services) -> None:
     """Nothing to rewrite: releases before schema versions wrote exactly the baseline shapes."""
 
 
