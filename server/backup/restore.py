@@ -29,8 +29,6 @@ from server.storage.trail import HEAD_ID, VerifyResult, verify_chain
 DOCUMENT_BATCH = 1000
 # One insert carries at most this much (a few 1 MB photo chunks, or up to DOCUMENT_BATCH documents).
 INSERT_BATCH_BYTES = 8 * 1024 * 1024
-# Inserts sent before the first is answered: the server commits (and syncs) one while the next arrives.
-INSERTS_IN_FLIGHT = 3
 MARKER_ID = "restore"
 
 
@@ -130,21 +128,10 @@ async def _restore_collection(db: Database, path: Path, entry: CollectionEntry, 
         await db.create_collection(entry.name, **options)
     target = raw_collection(db, entry.name)
     written = 0
-    in_flight: set[asyncio.Task[Any]] = set()
-    try:
-        async for batch in _batches_from_thread(path / entry.file, DOCUMENT_BATCH):
-            if len(in_flight) >= INSERTS_IN_FLIGHT:
-                done, in_flight = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
-                for task in done:
-                    task.result()
-            in_flight.add(asyncio.create_task(target.insert_many(batch, ordered=True)))
-            written += len(batch)
-            report(f"documents of {entry.name}", written, entry.documents)
-        if in_flight:
-            await asyncio.gather(*in_flight)
-    finally:
-        for task in in_flight:
-            task.cancel()
+    async for batch in _batches_from_thread(path / entry.file, DOCUMENT_BATCH):
+        await target.insert_many(batch, ordered=True)
+        written += len(batch)
+        report(f"documents of {entry.name}", written, entry.documents)
     models = _index_models(entry)
     if models:
         await db[entry.name].create_indexes(models)
