@@ -131,7 +131,7 @@ async def test_trail_verify_command_names_the_first_broken_link(
     await record_entries(services, clock, 4)
     monkeypatch.setenv("MONGODB_URI", mongo_uri)
     monkeypatch.setenv("DATABASE_NAME", settings.database_name)
-    monkeypatch.setenv("JWT_SECRET", "cli-test-secret")
+    monkeypatch.setenv("JWT_SECRET", "cli-test-secret-" + "x" * 32)  # 32 bytes at least
     monkeypatch.setenv("LOG_LEVEL", "WARNING")
     # The command runs its own event loop, so it gets a thread of its own.
     assert await asyncio.to_thread(main, ["trail", "verify"]) == 0

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from server.domain.access import BRANCH_HEAD, COMPLIANCE, INSPECTOR, REGIONAL_MANAGER
 from server.errors import Forbidden, InvalidTransition, ValidationFailed, field_error
 
 OPEN = "open"
@@ -27,11 +28,8 @@ STATUSES = (OPEN, SUBMITTED, VERIFIED, REJECTED, CANCELLED)
 ACTIVE = frozenset({OPEN, SUBMITTED})
 CLOSED = frozenset({VERIFIED, CANCELLED})
 
-SYSTEM = "system"
-BRANCH_HEAD = "branch_head"
-INSPECTOR = "inspector"
-COMPLIANCE = "compliance"
-REGIONAL_MANAGER = "regional_manager"
+SYSTEM = "system"  # the role of the workflow's own changes (a cancellation after an appeal)
+__all__ = ["BRANCH_HEAD", "COMPLIANCE", "INSPECTOR", "REGIONAL_MANAGER"]
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from server.domain.rectification_rules import ACTIVE
+
 Fields = dict[str, int]
 Contribution = dict[str, Fields]  # bucket id -> field increments ("count", "score_sum", "grades.A", ...)
 
@@ -290,7 +292,7 @@ def repeat_streaks(audit_ids: list[str], failed_items: Mapping[str, set[str]], m
 
 # --- rectification performance ---------------------------------------------------------------------
 
-OPEN_STATES = frozenset({"open", "submitted", "rejected"})
+OPEN_STATES = ACTIVE  # a rejected fix goes back to open; "rejected" is never a stored state
 
 
 def percentile(values: list[float], fraction: float) -> float | None:

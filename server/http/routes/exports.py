@@ -32,7 +32,7 @@ from server.reports.pdf_data import pseudonym_key
 from server.reports.scope import scope_filter
 
 router = ApiRouter("exports")
-EXPORT_READERS = frozenset({authz.ADMIN, authz.COMPLIANCE, authz.REGIONAL_MANAGER, authz.BRANCH_HEAD})
+EXPORT_READERS = authz.HEAD_OFFICE | authz.BRANCH_SIDE
 
 
 class AuditExportQuery(AuditQuery):

@@ -38,9 +38,9 @@ from server.storage import photos as store
 router = ApiRouter("photos")
 
 FIELD_ROLES = authz.FIELD_ROLES
-UPLOADERS = frozenset({*authz.FIELD_ROLES, authz.BRANCH_HEAD})
+UPLOADERS = authz.FIELD_ROLES | authz.BRANCH_ROLES
 # Branch staff see evidence without where it was taken or with what device.
-SANITIZED_ROLES = frozenset({authz.BRANCH_HEAD, authz.REGIONAL_MANAGER})
+SANITIZED_ROLES = authz.BRANCH_SIDE
 UPLOAD_ERRORS = {
     200: "These bytes were already this owner's photo (a retried upload); the same photo",
     409: "The audit or rectification no longer takes photos",

@@ -33,8 +33,9 @@ from server.storage import rectifications as store
 
 router = ApiRouter("rectifications")
 VIEWERS = authz.HEAD_OFFICE | authz.BRANCH_SIDE | authz.FIELD_ROLES
-VERIFIERS = frozenset({authz.INSPECTOR, authz.COMPLIANCE})
-EXTENSION_DECIDERS = frozenset({authz.COMPLIANCE, authz.REGIONAL_MANAGER})
+# Who may call each transition is the state machine's (server.domain.rectification_rules).
+VERIFIERS = rules.TRANSITIONS["verify"].roles
+EXTENSION_DECIDERS = rules.TRANSITIONS["decide_extension"].roles
 SHOPPER_PSEUDONYM = "mystery-shopper"
 CONFLICT = {409: "Not allowed in the current state", 404: "Unknown or outside the caller's scope"}
 

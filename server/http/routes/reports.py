@@ -40,7 +40,7 @@ from server.reports.scope import scope_filter, visible_branch, visible_region
 from server.storage import reports
 
 router = ApiRouter("reports")
-REPORT_READERS = frozenset({authz.ADMIN, authz.COMPLIANCE, authz.REGIONAL_MANAGER, authz.BRANCH_HEAD})
+REPORT_READERS = authz.HEAD_OFFICE | authz.BRANCH_SIDE
 REPEAT_WINDOW_DAYS = 365  # repeat findings look back a year unless `from` says otherwise
 
 

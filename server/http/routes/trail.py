@@ -12,7 +12,7 @@ from server.keys import SERVICES
 from server.storage import trail
 
 router = ApiRouter("trail")
-TRAIL_READERS = frozenset({authz.ADMIN, authz.COMPLIANCE})
+TRAIL_READERS = authz.HEAD_OFFICE
 
 
 @router.get("/api/v1/trail", summary="Trail entries, newest first, by entity, related entity, actor, action",
