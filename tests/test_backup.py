@@ -3,6 +3,7 @@ another database comes back byte for byte, photos included."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import os
@@ -237,3 +238,29 @@ async def test_the_command_finds_the_database_of_the_server_serving_var_dir(
     assert running_database(tmp_path) == f"mongodb://127.0.0.1:{port}/?directConnection=true"
     (tmp_path / "run.json").write_text(json.dumps({"supervisor_pid": 2**22 + 12345, "db_port": port}))
     assert running_database(tmp_path) is None  # a server that died without clearing its state
+
+
+async def test_the_restore_command_refuses_a_cut_short_backup_in_one_line(
+    services: Services, clock: FakeClock, tmp_path: Path, mongo_uri: str, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str]
+) -> None:
+    from server.cli import main
+
+    await record(services, 1)
+    await store_photo_bytes(services.db, "file-a", uuid.uuid4().bytes * 80_000)
+    await create_backup(services.client, services.db, tmp_path / "b", clock=clock)
+    chunks = tmp_path / "b" / "photos.chunks.bson.gz"
+    chunks.write_bytes(chunks.read_bytes()[:-1000])
+    target = f"{services.db.name}_cli"
+    monkeypatch.setenv("MONGODB_URI", mongo_uri)
+    monkeypatch.setenv("DATABASE_NAME", target)
+    monkeypatch.setenv("JWT_SECRET", "restore-test-" + "x" * 40)
+    monkeypatch.setenv("LOG_LEVEL", "WARNING")
+    try:
+        assert await asyncio.to_thread(main, ["backup", "restore", str(tmp_path / "b")]) == 1
+        errors = [line for line in capsys.readouterr().err.splitlines() if not line.startswith("restore: ")]
+        assert errors == [f"error: damaged backup: photos.chunks.bson.gz is {chunks.stat().st_size} bytes, the "
+                       f"manifest says {chunks.stat().st_size + 1000} (cut short or altered); nothing was written"]
+        assert await services.client[target].list_collection_names() == []
+    finally:
+        await services.client.drop_database(target)
