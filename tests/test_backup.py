@@ -264,3 +264,21 @@ async def test_the_restore_command_refuses_a_cut_short_backup_in_one_line(
         assert await services.client[target].list_collection_names() == []
     finally:
         await services.client.drop_database(target)
+
+
+async def test_the_snapshot_session_path_mongod_takes_writes_a_whole_backup(
+    services: Services, clock: FakeClock, tmp_path: Path
+) -> None:
+    """The embedded servers accept a snapshot session without holding it still, so the probe never picks it
+    there; forced, it exercises the reads mongod gets (atClusterTime on every find, getMore and aggregate)."""
+    for n in range(3):
+        await record(services, n)
+    await sequence_once(services)
+    await store_photo_bytes(services.db, "file-a", b"a" * 3_000_000)
+    made = await create_backup(services.client, services.db, tmp_path / "b", clock=clock, method=SNAPSHOT_SESSION)
+    assert made.snapshot_method == SNAPSHOT_SESSION and made.trail.seq == 3 and made.photo_files == 1
+    target = services.client[f"{services.db.name}_snap"]
+    try:
+        assert (await restore_backup(target, tmp_path / "b", clock=clock)).ok
+    finally:
+        await services.client.drop_database(target.name)
