@@ -70,6 +70,9 @@ class UserQuery(PageQuery):
     role: Role | None = None
     branch_id: str | None = Field(default=None, max_length=64)
     region_id: str | None = Field(default=None, max_length=64)
+    active: bool | None = None
+    q: str | None = Field(default=None, min_length=1, max_length=64,
+                          description="Search: usernames, display names and e-mails containing this (any case)")
 
 
 class RegionCreate(StrictModel):

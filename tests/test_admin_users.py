@@ -237,3 +237,17 @@ def test_cli_user_create_sets_the_branch_head_emits_the_event_and_refuses_unknow
         client.drop_database(name)
         client.close()
 
+
+
+async def test_admins_search_users_and_filter_the_inactive(api: Api, services: Services) -> None:
+    found = await api.json("GET", "/api/v1/users?q=GRANVIA", "admin", expect=200)
+    assert [u["username"] for u in found["items"]] == ["mad.head"]
+    found = await api.json("GET", "/api/v1/users?q=demo.branch-audit&role=mystery_shopper", "admin", expect=200)
+    assert {u["username"] for u in found["items"]} == {"shopper", "shopper2", "shopper3"}
+    shopper = await user_id(services, "shopper3")
+    await api.json("PATCH", f"/api/v1/users/{shopper}", "admin", expect=200, json={"active": False})
+    inactive = await api.json("GET", "/api/v1/users?active=false", "admin", expect=200)
+    assert [u["username"] for u in inactive["items"]] == ["shopper3"]
+    active = await api.json("GET", "/api/v1/users?active=true&limit=200", "admin", expect=200)
+    assert "shopper3" not in {u["username"] for u in active["items"]} and len(active["items"]) >= 15
+    await api.json("GET", "/api/v1/users?q=.*", "admin", expect=200)

@@ -24,7 +24,7 @@ from server.errors import Conflict, NotFound, ValidationFailed, field_error
 from server.services import NO_ORIGIN, Origin, actor_of
 from server.storage import checklists as store
 
-ADMINS = frozenset({access.ADMIN})
+ADMINS = access.ADMINISTRATORS
 
 
 def is_retired(pointer: Doc | None) -> bool:

@@ -24,10 +24,10 @@ from server.domain.access import Principal
 from server.domain.branches import same_local_time
 from server.errors import Conflict, NotFound, ValidationFailed, field_error
 from server.services import NO_ORIGIN, Origin, actor_of
-from server.services.users import end_sessions_of_user
+from server.sessions import end_sessions_of_user
 from server.storage import branch_work, org, programs, users
 
-ADMINS = frozenset({access.ADMIN})
+ADMINS = access.ADMINISTRATORS
 
 
 # --- regions -------------------------------------------------------------------------------------

@@ -27,7 +27,7 @@ from server.services import NO_ORIGIN, Origin, actor_of
 from server.services.checklists import pinnable_checklist
 from server.storage import org, programs, users
 
-PLANNERS = access.HEAD_OFFICE
+PLANNERS = access.PLANNERS
 CANCELLED = "cancelled"
 MAX_PROGRAM_DAYS = 366
 

@@ -7,7 +7,7 @@ deactivation also hands their visits not yet started back to compliance, with a 
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from pymongo.errors import DuplicateKeyError
@@ -24,9 +24,10 @@ from server.notify import channels as notify
 from server.notify.messages import render
 from server.security import Passwords
 from server.services import NO_ORIGIN, Origin, actor_of
+from server.sessions import end_sessions_of_user
 from server.storage import org, programs, users
 
-ADMINS = frozenset({access.ADMIN})
+ADMINS = access.ADMINISTRATORS
 RETURNED_REASON = "assignee deactivated"
 
 
@@ -117,7 +118,7 @@ async def update_user(services: Services, caller: Principal, user_id: str, comma
         await _move_headship(uow, before, after)
         sessions_ended = people.ends_sessions(changed)
         if sessions_ended:
-            await _end_sessions_of_user(uow, user_id, "deactivated" if "active" in changed else "role or scope changed")
+            await end_sessions_of_user(uow, user_id, "deactivated" if "active" in changed else "role or scope changed")
         uow.emit(UserUpdated(user_id=user_id, changed=changed, role=after["role"], active=people.is_active(after),
                              sessions_ended=sessions_ended),
                  subject_type="user", subject_id=user_id)
@@ -166,22 +167,3 @@ async def _tell_compliance(uow: UnitOfWork, user: Doc, visits: list[Doc]) -> Non
         message = render("admin.assignments_returned", recipient.language, {"person": person, "count": len(visits)},
                          data={"user_id": user["_id"], "assignment_ids": [v["_id"] for v in visits]})
         await notify.deliver(uow, recipient, message, channels)
-
-
-async def _end_sessions_of_user(uow: UnitOfWork, user_id: str, reason: str) -> None:
-    """Every session of the user ends: refresh tokens stop at once, access tokens at their next request."""
-    await end_sessions_of_user(uow, user_id, reason)
-
-
-async def end_sessions_of_user(uow: UnitOfWork, user_id: str, reason: str) -> None:
-    # Until server.sessions provides this (auth's helper), the same two writes as a logout, for every session.
-    ttl = timedelta(seconds=uow.services.settings.access_token_ttl_s)
-    open_sessions = await uow.db.sessions.find({"user_id": user_id, "revoked_at": None}, {"_id": 1},
-                                               session=uow.session).to_list()
-    if not open_sessions:
-        return
-    await uow.db.sessions.update_many({"user_id": user_id, "revoked_at": None},
-                                      {"$set": {"revoked_at": uow.now, "revoked_reason": reason}}, session=uow.session)
-    entries = [{"sid": s["_id"], "until": uow.now + ttl} for s in open_sessions]
-    await uow.db.users.update_one({"_id": user_id}, {"$push": {"revoked_sessions": {"$each": entries}}},
-                                  session=uow.session)

@@ -23,7 +23,7 @@ from server.storage import webhooks as store
 from server.webhooks import signing
 from server.webhooks.targets import TargetRefused, check_target
 
-ADMINS = frozenset({access.ADMIN})
+ADMINS = access.ADMINISTRATORS
 PAUSED = "paused by an admin"
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -165,3 +166,10 @@ async def other_active_admins(db: Database, user_id: str, session: AsyncClientSe
     """How many active admins there are besides `user_id` (the last one must stay)."""
     return await db.users.count_documents(
         {"role": "admin", "active": {"$ne": False}, "_id": {"$ne": user_id}}, session=session)
+
+
+def search_filter(text: str) -> list[dict[str, Any]]:
+    """Users whose username, display name or e-mail contains `text`, in any case (the admin's search box).
+    The users collection is small; an unanchored match scans it, which is fine at that size."""
+    pattern = {"$regex": re.escape(text), "$options": "i"}
+    return [{"username": pattern}, {"display_name": pattern}, {"email": pattern}]

@@ -24,7 +24,7 @@ from server.services import checklists as commands
 from server.storage import checklists as store
 
 router = ApiRouter("checklists")
-ADMIN_ONLY = frozenset({authz.ADMIN})
+ADMIN_ONLY = commands.ADMINS
 YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml")
 CACHING = {304: "Not modified: the If-None-Match tag matches the representation"}
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
 
 from schemas.admin import BranchClosed as BranchClosedPublic
@@ -28,8 +30,8 @@ from server.services import users as people
 from server.storage import org, programs, users
 
 router = ApiRouter("organisation")
-ADMIN_ONLY = frozenset({authz.ADMIN})
-USER_READERS = frozenset({authz.ADMIN, authz.COMPLIANCE})
+ADMIN_ONLY = people.ADMINS
+USER_READERS = authz.HEAD_OFFICE
 
 
 @router.get("/api/v1/regions", summary="List regions", query=PageQuery, response=Page[RegionPublic])
@@ -157,7 +159,12 @@ async def update_user(request: web.Request) -> web.Response:
 async def list_users(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
     q = query_of(request, UserQuery)
-    filters = {k: v for k, v in {"role": q.role, "branch_id": q.branch_id, "region_id": q.region_id}.items() if v}
+    filters: dict[str, Any] = {
+        k: v for k, v in {"role": q.role, "branch_id": q.branch_id, "region_id": q.region_id}.items() if v}
+    if q.active is not None:
+        filters["active"] = {"$ne": False} if q.active else False
+    if q.q:
+        filters["$or"] = users.search_filter(q.q)
     docs, cursor = await users.page(services.db, filters, q.limit, q.cursor)
     return json_response({"items": [users.public_user(d) for d in docs], "next_cursor": cursor})
 
