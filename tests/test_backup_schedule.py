@@ -96,7 +96,7 @@ async def test_a_failed_backup_is_logged_counted_and_told_to_the_admins(
 
     run = await services.db[RUNS].find_one({})
     assert run is not None and run["status"] == "failed" and run["error"]
-    assert [r.levelname for r in caplog.records if r.getMessage() == "scheduled backup failed"] == ["ERROR"]
+    assert [r.levelname for r in caplog.records if r.getMessage().startswith("scheduled backup failed: ")] == ["ERROR"]
     metrics = await (await api.call("GET", "/metrics")).text()
     assert f"branch_audit_{FAILED_COUNTER} 1" in metrics
     admin = await services.db.users.find_one({"role": "admin"})

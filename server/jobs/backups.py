@@ -110,7 +110,7 @@ async def take_scheduled_backup(services: Services, directory: Path) -> Doc:
         manifest = await _backup_with_own_client(services, directory / name)
     except (BackupFailed, NoPointInTime, PyMongoError, OSError) as exc:
         error = str(exc) or type(exc).__name__
-        log.error("scheduled backup failed", extra={"backup": name, "error": error})
+        log.error("scheduled backup failed: %s", error, extra={"backup": name, "error": error})
         services.metrics.counters[FAILED_COUNTER] += 1
         run.update(status="failed", error=error[:1000], finished_at=services.clock.now())
         with contextlib.suppress(PyMongoError):
@@ -122,7 +122,8 @@ async def take_scheduled_backup(services: Services, directory: Path) -> Doc:
                photo_files=manifest.photo_files, schema_version=manifest.schema_version)
     await runs.replace_one({"_id": name}, run)
     removed = await asyncio.to_thread(prune, directory, services.settings.backup_keep, name)
-    log.info("scheduled backup taken", extra={"backup": name, "bytes": manifest.total_size, "pruned": removed})
+    log.info("scheduled backup %s taken (%d bytes); pruned %s", name, manifest.total_size, removed or "none",
+             extra={"backup": name, "bytes": manifest.total_size, "pruned": removed})
     old = await runs.find({}, {"_id": 1}).sort("started_at", -1).skip(RUNS_KEPT).to_list()
     if old:
         await runs.delete_many({"_id": {"$in": [d["_id"] for d in old]}})

@@ -150,7 +150,8 @@ async def migrate(services: Services, *, migrations: Sequence[Migration] | None 
             if lost.is_set():
                 raise SchemaError("lost the migration lease to another instance; start again")
             started = time.monotonic()
-            log.info("applying migration", extra={"version": migration.version, "migration": migration.name})
+            log.info("applying migration %d: %s", migration.version, migration.name,
+                     extra={"version": migration.version, "migration": migration.name})
             await migration.apply(services)
             seconds = round(time.monotonic() - started, 3)
             try:
@@ -167,5 +168,6 @@ async def migrate(services: Services, *, migrations: Sequence[Migration] | None 
         with contextlib.suppress(PyMongoError):
             await release_lease(db, LEASE, owner)
     if applied:
-        log.info("database migrated", extra={"schema_version": applied[-1], "applied": applied})
+        log.info("database migrated to schema version %d", applied[-1],
+                 extra={"schema_version": applied[-1], "applied": applied})
     return applied
