@@ -85,9 +85,12 @@ def with_database(settings: Settings, work: Callable[[Any], Awaitable[int]]) -> 
         uri = embedded.uri
 
     async def run() -> int:
-        settings.db_socket_timeout_ms = 0  # one-shot commands may run long aggregations
-        settings.db_heartbeat_timeout_ms = max(settings.db_heartbeat_timeout_ms, 600_000)  # and long finds
-        services = bootstrap(settings, uri)
+        # One-shot commands may run long aggregations (no socket timeout) and long finds (a long heartbeat).
+        one_shot = settings.model_copy(update={
+            "db_socket_timeout_ms": 0,
+            "db_heartbeat_timeout_ms": max(settings.db_heartbeat_timeout_ms, 600_000),
+        })
+        services = bootstrap(one_shot, uri)
         try:
             await ensure_indexes(services.db)
             return await work(services)
@@ -153,10 +156,8 @@ def cmd_seed_demo(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
-    if args.host:
-        settings.host = args.host
-    if args.port:
-        settings.port = args.port
+    if args.host or args.port:
+        settings = settings.model_copy(update={"host": args.host or settings.host, "port": args.port or settings.port})
     from server.auth_state import build_auth_state
 
     build_auth_state(settings)  # a weak secret or a bad TRUSTED_PROXIES stops start-up here, in one line

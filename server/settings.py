@@ -13,7 +13,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class Settings(BaseSettings):
     """Every knob of the service; each is an environment variable of the same name, upper-cased."""
 
-    model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore")
+    # Frozen once read: a change is a new copy (model_copy(update=...)) made before the services are built,
+    # so nothing derived from the settings at start-up can silently disagree with them later.
+    model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore", frozen=True)
 
     mongodb_uri: str | None = Field(default=None, description="External MongoDB; unset = embedded SecantusDB")
     # Which embedded SecantusDB server runs: unset = the Rust one when `make embedded` built it, else Python.
@@ -104,7 +106,8 @@ class Settings(BaseSettings):
                 value = path.read_text().strip()
             except OSError as exc:
                 raise SystemExit(f"{name.upper()}_FILE: cannot read {path}: {exc.strerror}") from None
-            setattr(self, name, SecretStr(value) if name == "smtp_password" else value)
+            # Still building the settings: the one write before they are frozen for good.
+            object.__setattr__(self, name, SecretStr(value) if name == "smtp_password" else value)
         return self
 
     def should_seed_demo(self) -> bool:

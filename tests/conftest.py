@@ -77,6 +77,14 @@ async def services(settings: Settings, mongo_uri: str, clock: FakeClock) -> Asyn
         await svc.client.close()
 
 
+def reconfigure(services: Services, **changes: Any) -> None:
+    """Change settings within a test. Settings are frozen once read, so the services get a changed copy,
+    and what was derived from the old copy is derived again on its next use."""
+    services.settings = services.settings.model_copy(update=changes)
+    for derived in ("reminder_policy", "due_end_of_day", "pseudonym_key"):
+        services.__dict__.pop(derived, None)
+
+
 class Api:
     """A real HTTP client bound to the test server, with per-role logins from the demo organisation."""
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from server.clock import FakeClock
 from server.context import Services
-from tests.conftest import Api, assert_problem
+from tests.conftest import Api, assert_problem, reconfigure
 
 
 async def _login(api: Api, username: str, password: str, address: str | None = None) -> Any:
@@ -73,7 +73,7 @@ async def test_an_account_gets_growing_delays_then_a_lock(api: Api, clock: FakeC
 
 async def test_a_locked_account_is_locked_from_every_address(api: Api, services: Services,
                                                              clock: FakeClock) -> None:
-    services.settings.trusted_proxies = "127.0.0.1"
+    reconfigure(services, trusted_proxies="127.0.0.1")
     user = api.credentials["inspector"]["username"]
     for i in range(10):
         r = await _login(api, user, "nope-nope", address=f"198.51.100.{i}")
@@ -108,7 +108,7 @@ async def test_a_success_clears_the_account_failures(api: Api, clock: FakeClock)
 
 
 async def test_spraying_many_usernames_locks_that_address_only(api: Api, services: Services) -> None:
-    services.settings.trusted_proxies = "127.0.0.1"
+    reconfigure(services, trusted_proxies="127.0.0.1")
     sprayer, office = "192.0.2.66", "192.0.2.10"
     limit = services.settings.login_address_max_usernames
     for i in range(limit):
@@ -172,9 +172,9 @@ async def test_forwarded_address_is_used_only_from_a_trusted_proxy(api: Api, ser
 
     # Without TRUSTED_PROXIES the header is ignored, as before.
     assert await session_address("203.0.113.5") == "127.0.0.1"
-    services.settings.trusted_proxies = "10.0.0.0/8"  # the peer (127.0.0.1) is not one of them
+    reconfigure(services, trusted_proxies="10.0.0.0/8")  # the peer (127.0.0.1) is not one of them
     assert await session_address("203.0.113.5") == "127.0.0.1"
-    services.settings.trusted_proxies = "127.0.0.1, 10.0.0.0/8"
+    reconfigure(services, trusted_proxies="127.0.0.1, 10.0.0.0/8")
     # Right-most untrusted entry: what the client wrote on the left is not believed.
     assert await session_address("1.2.3.4, 203.0.113.5, 10.1.2.3") == "203.0.113.5"
 

@@ -12,7 +12,7 @@ from multidict import CIMultiDict
 
 from server.checklists.publishing import publish_shipped
 from server.context import Services
-from tests.conftest import Api, assert_problem
+from tests.conftest import Api, assert_problem, reconfigure
 
 SHIPPED = Path(__file__).resolve().parents[1] / "checklists"
 BRANCH = "/api/v1/checklists/branch-service"
@@ -21,7 +21,7 @@ YAML = {"Content-Type": "application/yaml"}
 
 @pytest.fixture
 async def published(services: Services, api: Api) -> Api:
-    services.settings.checklists_dir = SHIPPED
+    reconfigure(services, checklists_dir=SHIPPED)
     await publish_shipped(services)
     return api
 

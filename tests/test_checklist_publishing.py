@@ -13,6 +13,7 @@ from server.checklists.loading import load_file
 from server.checklists.publishing import publish, publish_shipped
 from server.context import ActorInfo, Services
 from server.storage import checklists as store
+from tests.conftest import reconfigure
 
 SHIPPED = Path(__file__).resolve().parents[1] / "checklists"
 ADMIN = ActorInfo(user_id="admin-1", role="admin")
@@ -94,7 +95,7 @@ async def test_unknown_versions_and_keys_are_none(services: Services) -> None:
 
 
 async def test_start_up_publishes_the_shipped_files_once(services: Services) -> None:
-    services.settings.checklists_dir = SHIPPED
+    reconfigure(services, checklists_dir=SHIPPED)
     await publish_shipped(services)
     await publish_shipped(services)
     pointers = await services.db.checklists.find({}, {"current_version": 1}).sort("_id", 1).to_list()
@@ -109,7 +110,7 @@ async def test_start_up_skips_invalid_files(services: Services, tmp_path: Path,
                                         encoding="utf-8")
     broken = (SHIPPED / "mystery-visit.yaml").read_text(encoding="utf-8").replace("type: yes_no", "type: tick", 1)
     (tmp_path / "broken.yaml").write_text(broken, encoding="utf-8")
-    services.settings.checklists_dir = tmp_path
+    reconfigure(services, checklists_dir=tmp_path)
     with caplog.at_level(logging.ERROR, logger="branch_audit.checklists"):
         await publish_shipped(services)
     assert [d["_id"] for d in await services.db.checklists.find({}).to_list()] == ["mystery-call"]

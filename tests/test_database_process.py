@@ -23,7 +23,7 @@ from server.demo import seed_demo
 from server.embedded import EmbeddedDatabaseError, EmbeddedMongo
 from server.sessions import cut_off_by_network, release_orphaned_transactions
 from server.settings import Settings
-from tests.conftest import Api, assert_problem
+from tests.conftest import Api, assert_problem, reconfigure
 
 pytestmark = pytest.mark.slow
 
@@ -40,9 +40,10 @@ async def own(tmp_path: Path, settings: Settings, clock: FakeClock) -> AsyncIter
     """An app on its own embedded server with a real data directory, so the test may kill it."""
     server = EmbeddedMongo(str(tmp_path / "db"), log_path=tmp_path / "db.log")
     await asyncio.to_thread(server.start)
-    settings.db_timeout_ms = 700
-    settings.db_socket_timeout_ms = 1500
-    settings.db_transaction_budget_s = 3.0  # a request's deadline, for all its database calls
+    # db_transaction_budget_s: a request's deadline, for all its database calls
+    settings = settings.model_copy(
+        update={"db_timeout_ms": 700, "db_socket_timeout_ms": 1500, "db_transaction_budget_s": 3.0}
+    )
     services = bootstrap(settings, server.uri, clock=clock)
     await ensure_indexes(services.db)
     credentials = await seed_demo(services)
@@ -164,7 +165,7 @@ async def test_transaction_cut_off_by_a_frozen_database_does_not_block_later_wri
     transaction on them conflict. Seen in `make faults` as 503s on one rectification long after the
     outage. The service kills such sessions once the database answers again."""
     services = own.services
-    services.settings.db_transaction_budget_s = 3.0
+    reconfigure(services, db_transaction_budget_s=3.0)
     await services.db.regions.insert_one({"_id": "contended", "code": "C", "name": "Contended", "n": 0})
 
     async def bump_then_freeze(uow: UnitOfWork) -> None:
@@ -204,9 +205,9 @@ async def test_a_request_has_one_deadline_for_all_its_database_calls(own: OwnDat
     its budget, before a phone gives up on it."""
     api = own.api
     await api.login("inspector")
-    own.services.settings.db_transaction_budget_s = 2.0
+    reconfigure(own.services, db_transaction_budget_s=2.0)
     await own.services.client.close()  # a client whose single calls would wait 20 s
-    own.services.settings.db_socket_timeout_ms = 20_000
+    reconfigure(own.services, db_socket_timeout_ms=20_000)
     own.services.client = connect(own.server.uri, timeout_ms=700, socket_timeout_ms=20_000)
     own.services.db = own.services.client[own.services.settings.database_name]
     own.server.pause()
@@ -244,7 +245,7 @@ async def test_dead_workers_transactions_are_released(services: Services, mongo_
     )  # ...and the worker dies here, its transaction open on the server
 
     await asyncio.to_thread(release_orphaned_transactions, mongo_uri)
-    services.settings.db_transaction_budget_s = 3.0
+    reconfigure(services, db_transaction_budget_s=3.0)
 
     async def bump(uow: UnitOfWork) -> None:
         await uow.db.regions.update_one({"_id": "orphaned"}, {"$inc": {"n": 10}}, session=uow.session)

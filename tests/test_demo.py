@@ -13,13 +13,13 @@ from server.commands.generate import generate_history
 from server.context import Services
 from server.demo import seed_demo_if_empty
 from server.domain.rectification_rules import ACTIVE, CLOSED
-from tests.conftest import Api
+from tests.conftest import Api, reconfigure
 
 WORKFLOW_STATES = (*ACTIVE, *CLOSED)
 
 
 async def test_first_start_seeds_visits_and_history(services: Services) -> None:
-    services.settings.publish_checklists = True
+    reconfigure(services, publish_checklists=True)
     await publish_shipped(services)
     assert await seed_demo_if_empty(services)
     assert not await seed_demo_if_empty(services)  # once per database

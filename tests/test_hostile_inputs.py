@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from server.context import Services
-from tests.conftest import Api
+from tests.conftest import Api, reconfigure
 
 CORPUS = sorted((Path(__file__).parent / "hostile" / "json").glob("*.json"))
 # JSON endpoints reachable with the roles the corpus is sent as: (method, path, role).
@@ -58,7 +58,7 @@ async def _open(api: Api) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
 
 
 async def test_trickled_body_gets_408_and_others_are_served(api: Api, services: Services) -> None:
-    services.settings.body_read_timeout_s = 0.5
+    reconfigure(services, body_read_timeout_s=0.5)
     token = await api.token("admin")
     reader, writer = await _open(api)
     writer.write(b"POST /api/v1/regions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"

@@ -16,7 +16,7 @@ from server.notify.channels import InAppChannel, channels_of, deliver, load_reci
 from server.notify.messages import Message, render
 from server.notify.stream import notifier_of
 from server.settings import Settings
-from tests.conftest import Api, assert_problem
+from tests.conftest import Api, assert_problem, reconfigure
 from tests.test_rectifications_support import add_after_photo, load_org, release_audit
 
 INBOX = "/api/v1/notifications"
@@ -62,7 +62,7 @@ async def test_inbox_unread_count_and_mark_read(api: Api, services: Services) ->
 
 async def test_preferences_choose_the_channels(api: Api, services: Services) -> None:
     org = await load_org(services)
-    services.settings.smtp_host = "127.0.0.1"  # email channel active (nothing is sent in this test)
+    reconfigure(services, smtp_host="127.0.0.1")  # email channel active (nothing is sent in this test)
     prefs = "/api/v1/me/notification-preferences"
     assert await api.json("GET", prefs, "branch_head", expect=200) == {"in_app": True, "email": True,
                                                                        "webhook": False}
@@ -159,7 +159,7 @@ async def open_stream(api: Api, last_event_id: int | None = None) -> ClientRespo
 
 async def test_stream_delivers_live_and_resumes_after_reconnect(
         api: Api, services: Services, settings: Settings, mongo_uri: str, clock: FakeClock) -> None:
-    services.settings.sse_poll_s = 0.2
+    reconfigure(services, sse_poll_s=0.2)
     org = await load_org(services)
     head = org.user("ljz.head")
     await notify(services, head, "before the stream")  # not replayed to a stream opened without Last-Event-ID
@@ -189,8 +189,8 @@ async def test_stream_delivers_live_and_resumes_after_reconnect(
 
 
 async def test_stream_sends_heartbeats(api: Api, services: Services) -> None:
-    services.settings.sse_poll_s = 0.05
-    services.settings.sse_heartbeat_s = 0.05
+    reconfigure(services, sse_poll_s=0.05)
+    reconfigure(services, sse_heartbeat_s=0.05)
     resp = await open_stream(api)
     try:
         lines = [await asyncio.wait_for(resp.content.readline(), 5) for _ in range(6)]

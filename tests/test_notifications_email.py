@@ -17,6 +17,7 @@ from server.context import ActorInfo, Services, UnitOfWork
 from server.embedded import free_port
 from server.handlers.notifications import HANDLERS as NOTIFICATION_HANDLERS
 from server.jobs.email_delivery import send_due_emails
+from tests.conftest import reconfigure
 from tests.test_rectifications_support import load_org, publish_checklist, release_audit
 
 
@@ -66,8 +67,8 @@ async def created_notification(services: Services) -> dict[str, Any]:
 
 async def test_email_reaches_a_real_smtp_server_with_plain_and_html_bodies(
         services: Services, demo: object, smtp_server: Inbox, smtp_port: int) -> None:
-    services.settings.smtp_host = "127.0.0.1"
-    services.settings.smtp_port = smtp_port
+    reconfigure(services, smtp_host="127.0.0.1")
+    reconfigure(services, smtp_port=smtp_port)
     await created_notification(services)
     queued = await services.db.email_outbox.find({}).to_list()
     assert [q["to"] for q in queued] == ["ljz.head@demo.branch-audit.example"]
@@ -91,8 +92,8 @@ async def test_email_reaches_a_real_smtp_server_with_plain_and_html_bodies(
 
 async def test_an_unreachable_smtp_server_is_retried_later_without_blocking_in_app(
         services: Services, demo: object, clock: FakeClock, smtp_port: int) -> None:
-    services.settings.smtp_host = "127.0.0.1"
-    services.settings.smtp_port = smtp_port  # nothing listens yet
+    reconfigure(services, smtp_host="127.0.0.1")
+    reconfigure(services, smtp_port=smtp_port)  # nothing listens yet
     await created_notification(services)
     assert await send_due_emails(services) == 0
     failed = await services.db.email_outbox.find_one({})
@@ -117,9 +118,9 @@ async def test_an_unreachable_smtp_server_is_retried_later_without_blocking_in_a
 
 async def test_after_max_attempts_an_email_is_parked_as_failed(
         services: Services, demo: object, clock: FakeClock, smtp_port: int) -> None:
-    services.settings.smtp_host = "127.0.0.1"
-    services.settings.smtp_port = smtp_port
-    services.settings.email_max_attempts = 2
+    reconfigure(services, smtp_host="127.0.0.1")
+    reconfigure(services, smtp_port=smtp_port)
+    reconfigure(services, email_max_attempts=2)
     await created_notification(services)
     assert await send_due_emails(services) == 0
     clock.advance(timedelta(minutes=5))

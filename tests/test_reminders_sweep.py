@@ -14,6 +14,7 @@ from server.services import rectifications as commands
 from server.services.reminders import send_digests as digest_once
 from server.services.reminders import send_due_reminders as sweep_once
 from server.settings import Settings
+from tests.conftest import reconfigure
 from tests.test_rectifications_support import Org, add_after_photo, load_org, publish_checklist, release_audit
 
 DUE = datetime(2026, 11, 5, 10, tzinfo=UTC)  # Thursday 18:00 Shanghai: a major finding released Monday 09:00
@@ -142,7 +143,7 @@ async def test_after_three_days_of_downtime_each_missed_reminder_is_sent_once(
 
 async def test_quiet_hours_hold_a_reminder_until_the_morning(services: Services, demo: object,
                                                             clock: FakeClock) -> None:
-    services.settings.due_end_of_day = "23:59:59"
+    reconfigure(services, due_end_of_day="23:59:59")
     org = await load_org(services)
     rect = (await release_audit(services, org, findings=[("hall_clean", "major", False)]))[0]
     # Due Thursday 23:59:59 Shanghai; 24 h before is Wednesday 23:59:59, quiet: wait for Thursday 08:00.

@@ -14,6 +14,7 @@ from server.app import prepare_database
 from server.context import Services
 from server.security import weak_secret_reason
 from server.settings import Settings
+from tests.conftest import reconfigure
 
 STRONG = "k" * 20 + "Zq9-Xv2_Lm7+Rt4/Wy8="
 
@@ -92,9 +93,9 @@ def test_demo_data_only_when_asked_for_on_a_banks_database() -> None:
 
 
 async def test_a_banks_database_starts_empty_unless_demo_data_is_asked_for(services: Services) -> None:
-    services.settings.seed_demo = None  # as docker-compose.yml leaves it; MONGODB_URI is set
+    reconfigure(services, seed_demo=None)  # as docker-compose.yml leaves it; MONGODB_URI is set
     await prepare_database(services)
     assert await services.db.users.count_documents({}) == 0
-    services.settings.seed_demo = True
+    reconfigure(services, seed_demo=True)
     await prepare_database(services)
     assert await services.db.users.count_documents({"role": "admin"}) == 1

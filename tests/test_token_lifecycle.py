@@ -17,7 +17,7 @@ from server.clock import FakeClock
 from server.context import Services
 from server.http.routes import all_routers
 from server.security import SigningKey, SigningKeys, issue_access_token, key_id
-from tests.conftest import Api, assert_problem
+from tests.conftest import Api, assert_problem, reconfigure
 from tests.instances import serving
 
 PARAM = re.compile(r"\{(\w+)(?::[^}]*)?\}")
@@ -101,7 +101,7 @@ async def test_a_token_signed_with_another_secret_or_forged_role_is_refused(api:
 async def test_a_token_of_the_previous_key_works_until_it_expires_then_the_key_retires(
         services: Services, demo: dict[str, dict[str, str]], clock: FakeClock) -> None:
     old = SigningKeys(SigningKey.of("old-signing-secret-" + "o" * 32))
-    services.settings.jwt_previous_secret = old.current.secret
+    reconfigure(services, jwt_previous_secret=old.current.secret)
     services.shared.auth = build_auth_state(services.settings)
     async with serving(services) as base, ClientSession() as http:
         api = Api(http, base, demo)

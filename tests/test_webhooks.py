@@ -25,7 +25,7 @@ from server.jobs.webhook_delivery import DeliveryPolicy, deliver_due
 from server.storage import outbox
 from server.webhooks import retry
 from server.webhooks.targets import TargetRefused, address_allowed, check_target
-from tests.conftest import Api
+from tests.conftest import Api, reconfigure
 
 
 @dataclass
@@ -185,7 +185,7 @@ async def test_a_subscription_that_keeps_failing_is_disabled_and_admins_get_an_e
 
 async def test_subscriptions_to_private_addresses_are_refused_unless_configured(
         api: Api, services: Services, receiver: Receiver) -> None:
-    services.settings.webhook_allow_private = False
+    reconfigure(services, webhook_allow_private=False)
     for url in (receiver.url, "http://10.1.2.3/hook", "http://169.254.169.254/latest/meta-data",
                 "http://[::1]:8080/x", "http://localhost/hook", "ftp://example.com/x"):
         problem = await api.json("POST", "/api/v1/webhooks", who="admin", expect=422,
@@ -198,7 +198,7 @@ async def test_a_target_that_turned_private_is_refused_at_delivery(
     hook = await subscribe(api, receiver.url)
     await create_region(api, "TURN")
     await drain(services, handlers=WEBHOOK_HANDLERS)
-    services.settings.webhook_allow_private = False
+    reconfigure(services, webhook_allow_private=False)
     await deliver_due(services)
     assert receiver.received == []
     [delivery] = await deliveries(api, hook["id"])
