@@ -86,6 +86,8 @@ class AssignmentQuery(PageQuery):
     program_id: str | None = Field(default=None, max_length=64)
     branch_id: str | None = Field(default=None, max_length=64)
     status: AssignmentStatus | None = None
+    unassigned: bool = Field(default=False, description="Head office: only visits waiting for an assignee "
+                                                        "(their person was deactivated)")
 
 
 # --- audits ---------------------------------------------------------------------------------------

@@ -109,6 +109,8 @@ async def test_deactivation_locks_out_at_once_and_hands_visits_back_to_complianc
     r = await api.call("POST", "/api/v1/auth/login", json=api.credentials["inspector"])
     assert r.status == 401
 
+    waiting = await api.json("GET", "/api/v1/assignments?unassigned=true&limit=200", "compliance", expect=200)
+    assert sorted(a["id"] for a in waiting["items"]) == sorted(not_started)
     returned = await db.assignments.find({"_id": {"$in": not_started}}).to_list()
     assert {a["assignee_id"] for a in returned} == {None}
     assert {a["status"] for a in returned} == {"planned"}

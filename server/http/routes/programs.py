@@ -161,6 +161,8 @@ async def list_assignments(request: web.Request) -> web.Response:
     }
     if who.role in authz.FIELD_ROLES or (q.mine and who.is_head_office):
         filters["assignee_id"] = who.user_id
+    elif q.unassigned and who.is_head_office:
+        filters["assignee_id"] = None
     elif not who.is_head_office:
         # Branch roles and integrations never learn of covert visits, nor who comes.
         filters["covert"] = False
