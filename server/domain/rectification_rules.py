@@ -39,45 +39,19 @@ class Transition:
     action: str
     sources: frozenset[str]
     target: str | None
-    event: str
     roles: frozenset[str]
 
 
+# The event each transition emits is a typed payload, written by server.services.rectifications.
 TRANSITIONS: dict[str, Transition] = {
     t.action: t
     for t in (
-        Transition(
-            "submit", frozenset({OPEN}), SUBMITTED, "rectification.submitted", frozenset({BRANCH_HEAD})
-        ),
-        Transition(
-            "verify",
-            frozenset({SUBMITTED}),
-            VERIFIED,
-            "rectification.verified",
-            frozenset({INSPECTOR, COMPLIANCE}),
-        ),
-        Transition(
-            "reject",
-            frozenset({SUBMITTED}),
-            OPEN,
-            "rectification.rejected",
-            frozenset({INSPECTOR, COMPLIANCE}),
-        ),
-        Transition(
-            "request_extension",
-            frozenset({OPEN}),
-            None,
-            "rectification.extension_requested",
-            frozenset({BRANCH_HEAD}),
-        ),
-        Transition(
-            "decide_extension",
-            ACTIVE,
-            None,
-            "rectification.extension_decided",
-            frozenset({COMPLIANCE, REGIONAL_MANAGER}),
-        ),
-        Transition("cancel", ACTIVE, CANCELLED, "rectification.cancelled", frozenset({SYSTEM})),
+        Transition("submit", frozenset({OPEN}), SUBMITTED, frozenset({BRANCH_HEAD})),
+        Transition("verify", frozenset({SUBMITTED}), VERIFIED, frozenset({INSPECTOR, COMPLIANCE})),
+        Transition("reject", frozenset({SUBMITTED}), OPEN, frozenset({INSPECTOR, COMPLIANCE})),
+        Transition("request_extension", frozenset({OPEN}), None, frozenset({BRANCH_HEAD})),
+        Transition("decide_extension", ACTIVE, None, frozenset({COMPLIANCE, REGIONAL_MANAGER})),
+        Transition("cancel", ACTIVE, CANCELLED, frozenset({SYSTEM})),
     )
 }
 
