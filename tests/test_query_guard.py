@@ -118,10 +118,14 @@ async def explain(db: Any, find: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def verdict(collection: str, find: dict[str, Any], found: dict[str, Any]) -> str | None:
+def verdict(collection: str, find: dict[str, Any], found: dict[str, Any], command: str = "find") -> str | None:
     """Why this query reads more than it returns, or None."""
     if collection in BOUNDED:
         return None
+    if command == "findAndModify":
+        # Measured: by _id on 6,000 audits, 11-17 ms on secantusd-rs and 60 ms on secantusd-py, against
+        # under a millisecond for 10 (a find then an update_one by _id stays flat on both).
+        return "findAndModify (both embedded servers take longer for it the more documents are stored)"
     if not find.get("filter"):
         return "empty filter"
     if "COLLSCAN" in found["stages"]:
@@ -222,7 +226,7 @@ async def test_a_phones_audit_and_its_background_work_read_no_more_than_they_ret
     problems: dict[str, str] = {}
     for command in recorder.commands:
         for collection, find in as_finds(command):
-            why = verdict(collection, find, await explain(services.db, find))
+            why = verdict(collection, find, await explain(services.db, find), next(iter(command)))
             if why:
                 shape = f"{next(iter(command))} on {collection} {sorted(find.get('filter', {}))}"
                 problems.setdefault(shape, f"{shape}: {why} (e.g. {find.get('filter')})")
@@ -240,5 +244,6 @@ def test_the_guard_refuses_empty_filters_scans_and_wasted_reads_on_growing_colle
     wasted = {"stages": {"IXSCAN", "FETCH"}, "examined": 400, "returned": 2}
     assert verdict("photos", {"find": "photos", "filter": {"audit_id": "a", "x": 1}}, wasted) is not None
     assert verdict("outbox_pending", {"find": "outbox_pending", "filter": {}}, scanned) is None  # drained
+    assert verdict("audits", {"find": "audits", "filter": {"_id": "a"}, "limit": 1}, indexed, "findAndModify")
     update = {"update": "audits", "updates": [{"q": {"_id": "a"}, "u": {}}, {"q": {}, "u": {}}]}
     assert [find["filter"] for _, find in as_finds(update)] == [{"_id": "a"}, {}]

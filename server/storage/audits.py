@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
+from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.asynchronous.client_session import AsyncClientSession
 
 from schemas.audits import AuditQuery
@@ -125,14 +125,17 @@ async def apply_answers(
     The answer revision moves by the number stored; status and updated_at only when one was.
     Returns the audit as it was just before (None when it is not answerable).
 
-    The audit is found by `_id` alone and its status is a condition inside the update: secantusd-py's
-    planner scans the whole collection for a filter of two fields, even when one is `_id`."""
-    answerable_now: dict[str, Any] = {"$in": ["$status", answerable]}
+    `session` is the caller's transaction: the audit is read in it, then updated by `_id` alone, so the
+    state read is the state the update applies to (a change committed meanwhile by another transaction
+    makes the update conflict, and the transaction is retried). Neither findAndModify (both embedded
+    servers take longer for it the more audits are stored) nor a two-field filter (secantusd-py scans the
+    collection for one) is used."""
+    before = await db.audits.find_one({"_id": audit_id}, session=session)
+    if before is None or before.get("status") not in answerable:
+        return None
     if not answers:
-        found = await db.audits.find_one({"_id": audit_id}, session=session)
-        return found if found is not None and found.get("status") in answerable else None
-    takes = {item_id: {"$and": [answerable_now, _replaces(item_id, a["answered_at"])]}
-             for item_id, a in answers.items()}
+        return before
+    takes = {item_id: _replaces(item_id, a["answered_at"]) for item_id, a in answers.items()}
     applied: dict[str, Any] = {"$add": [{"$cond": [take, 1, 0]} for take in takes.values()]}
     anything: dict[str, Any] = {"$gt": [applied, 0]}
     stage: dict[str, Any] = {
@@ -142,10 +145,8 @@ async def apply_answers(
     stage["answers_rev"] = {"$add": [{"$ifNull": ["$answers_rev", 0]}, applied]}
     stage["status"] = {"$cond": [anything, "in_progress", "$status"]}
     stage["updated_at"] = {"$cond": [anything, now, "$updated_at"]}
-    before: Doc | None = await db.audits.find_one_and_update(
-        {"_id": audit_id}, [{"$set": stage}], return_document=ReturnDocument.BEFORE, session=session,
-    )
-    return before if before is not None and before.get("status") in answerable else None
+    await db.audits.update_one({"_id": audit_id}, [{"$set": stage}], session=session)
+    return before
 
 
 async def freeze_submitted(
@@ -158,15 +159,13 @@ async def freeze_submitted(
 ) -> bool:
     """Submit only if no answer arrived since the answers were scored (answers_rev unchanged).
 
-    One findAndModify by `_id` alone with the conditions inside the update (see apply_answers): every
-    field of `changes` is set only when they hold, and the state just before tells whether they did."""
-    holds: dict[str, Any] = {"$and": [{"$in": ["$status", answerable]}, {"$eq": ["$answers_rev", answers_rev]}]}
-    stage = {field: {"$cond": [holds, {"$literal": value}, f"${field}"]} for field, value in changes.items()}
-    before = await db.audits.find_one_and_update(
-        {"_id": audit_id}, [{"$set": stage}], projection={"status": 1, "answers_rev": 1},
-        return_document=ReturnDocument.BEFORE, session=session,
-    )
-    return before is not None and before.get("status") in answerable and before.get("answers_rev") == answers_rev
+    Read and updated by `_id` in the caller's transaction, as apply_answers: the update applies to the
+    state read, or conflicts."""
+    current = await db.audits.find_one({"_id": audit_id}, {"status": 1, "answers_rev": 1}, session=session)
+    if current is None or current.get("status") not in answerable or current.get("answers_rev") != answers_rev:
+        return False
+    await db.audits.update_one({"_id": audit_id}, {"$set": changes}, session=session)
+    return True
 
 
 async def transition(
