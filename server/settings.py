@@ -91,6 +91,8 @@ class Settings(BaseSettings):
     backup_dir: Path | None = None
     backup_every_h: float = Field(default=24.0, gt=0)
     backup_keep: int = Field(default=7, ge=1)
+    # Paces a backup's photo bytes (MB/s, 0 = unpaced) so that it leaves the database to the phones.
+    backup_max_mb_s: float = Field(default=0.0, ge=0)
     appeal_window_days: int = 14
 
     @model_validator(mode="after")

@@ -7,6 +7,7 @@ import asyncio
 import hashlib
 import json
 import os
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -282,3 +283,14 @@ async def test_the_snapshot_session_path_mongod_takes_writes_a_whole_backup(
         assert (await restore_backup(target, tmp_path / "b", clock=clock)).ok
     finally:
         await services.client.drop_database(target.name)
+
+
+async def test_a_paced_backup_reads_photo_bytes_no_faster_than_asked(
+    services: Services, clock: FakeClock, tmp_path: Path
+) -> None:
+    for n in range(4):
+        await store_photo_bytes(services.db, f"file-{n}", bytes([n]) * 1_000_000)
+    started = time.monotonic()
+    made = await create_backup(services.client, services.db, tmp_path / "b", clock=clock, max_mb_s=8.0)
+    assert made.photo_files == 4
+    assert time.monotonic() - started >= 0.45  # 4 MB at 8 MB/s

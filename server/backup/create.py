@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import shutil
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from importlib import metadata
@@ -174,9 +175,10 @@ def _file_groups(files: list[tuple[Any, int, int]]) -> list[list[tuple[Any, int,
 
 
 async def _chunk_batches(db: Database, files: list[tuple[Any, int, int]], progress: Progress,
-                         counter: list[int]) -> AsyncIterator[Batch]:
+                         counter: list[int], max_mb_s: float = 0.0) -> AsyncIterator[Batch]:
     chunks = raw_collection(db, CHUNKS)
     done = 0
+    started = time.monotonic()
     for group in _file_groups(files):
         expected = {file_id: -(-length // chunk_size) for file_id, length, chunk_size in group}
         seen = dict.fromkeys(expected, 0)
@@ -192,8 +194,10 @@ async def _chunk_batches(db: Database, files: list[tuple[Any, int, int]], progre
             if len(batch) >= CHUNK_BATCH:
                 yield batch
                 batch = []
+                await _pace(counter[0], started, max_mb_s)
         if batch:
             yield batch
+            await _pace(counter[0], started, max_mb_s)
         lost = [file_id for file_id, n in expected.items() if seen[file_id] != n]
         if lost:
             # Chunks are written before their files document and never change; only a purge removes them.
@@ -201,6 +205,14 @@ async def _chunk_batches(db: Database, files: list[tuple[Any, int, int]], progre
                                "retention policy?); take the backup again")
         done += len(group)
         progress("photos", done, len(files))
+
+
+async def _pace(read: int, started: float, max_mb_s: float) -> None:
+    """Sleep while the bytes read so far are ahead of `max_mb_s` (0: no pacing)."""
+    if max_mb_s > 0:
+        ahead = read / (max_mb_s * 1e6) - (time.monotonic() - started)
+        if ahead > 0:
+            await asyncio.sleep(ahead)
 
 
 async def _write_collection(db: Database, name: str, directory: Path, level: int, options: dict[str, Any],
@@ -219,15 +231,17 @@ async def _write_collection(db: Database, name: str, directory: Path, level: int
 
 
 async def create_backup(client: Client, db: Database, target: Path, *, clock: Clock,
-                        progress: Progress | None = None, method: str | None = None) -> Manifest:
+                        progress: Progress | None = None, method: str | None = None,
+                        max_mb_s: float = 0.0) -> Manifest:
     """Write a complete backup of `db` to the directory `target` (which must not exist yet).
 
     It is written as `<target>.partial` and renamed once complete, so a backup cut short by a crash is
-    never taken for a whole one. Raises BackupFailed."""
+    never taken for a whole one. `max_mb_s` paces the photo bytes (0: as fast as the database gives them),
+    leaving the database and the cores to the phones. Raises BackupFailed."""
     report = progress or _quiet
     partial = await asyncio.to_thread(_start_directory, target)
     try:
-        manifest = await _take(client, db, partial, clock, report, method)
+        manifest = await _take(client, db, partial, clock, report, method, max_mb_s)
         await asyncio.to_thread(_finish_directory, partial, target, manifest)
     except BaseException:
         await asyncio.to_thread(shutil.rmtree, partial, True)
@@ -256,7 +270,7 @@ def _finish_directory(partial: Path, target: Path, manifest: Manifest) -> None:
 
 
 async def _take(client: Client, db: Database, directory: Path, clock: Clock, report: Progress,
-                method: str | None) -> Manifest:
+                method: str | None, max_mb_s: float) -> Manifest:
     started = clock.now()
     collections = await _collections(db)
     written: list[_Written] = []
@@ -282,7 +296,8 @@ async def _take(client: Client, db: Database, directory: Path, clock: Clock, rep
     chunk_options = next((o for n, o in collections if n == CHUNKS), {})
     if files or any(n == CHUNKS for n, _ in collections):
         written.append(await _write_collection(db, CHUNKS, directory, PHOTO_COMPRESSION, chunk_options,
-                                               _chunk_batches(db, files, report, photo_bytes), lambda _: None))
+                                               _chunk_batches(db, files, report, photo_bytes, max_mb_s),
+                                               lambda _: None))
     manifest = Manifest(product_version=product_version(), schema_version=version, database=db.name,
                         started_at=started, finished_at=clock.now(), snapshot_method=method_used,
                         collections=[w.entry() for w in written], trail=trail, photo_files=len(files),

@@ -30,6 +30,9 @@ def register(subparsers: Any) -> None:
     create = commands.add_parser("create", help="write a consistent backup of the database into PATH "
                                                 "(a new directory), while the server keeps serving")
     create.add_argument("path", type=Path)
+    create.add_argument("--max-mb-s", type=float, default=None,
+                        help="pace the photo bytes to leave the database to the phones (default: BACKUP_MAX_MB_S, "
+                             "0 = unpaced)")
     create.set_defaults(func=cmd_create)
     verify = commands.add_parser("verify", help="check a backup's checksums and counts without restoring it")
     verify.add_argument("path", type=Path)
@@ -116,8 +119,9 @@ def cmd_create(args: argparse.Namespace, settings: Settings) -> int:
     async def work(client: Any, db: Any) -> int:
         started = time.monotonic()
         try:
+            pace = settings.backup_max_mb_s if args.max_mb_s is None else args.max_mb_s
             manifest = await create_backup(client, db, args.path, clock=SystemClock(),
-                                           progress=ProgressLine("backup"))
+                                           progress=ProgressLine("backup"), max_mb_s=pace)
         except (BackupFailed, NoPointInTime) as exc:
             print(f"error: backup failed: {exc}", file=sys.stderr)
             return 1

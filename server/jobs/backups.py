@@ -86,12 +86,13 @@ async def _backup_with_own_client(services: Services, target: Path) -> Manifest:
     """The backup on a client of its own whose heartbeat outlasts a large find (secantusd-py answers no
     heartbeat while it materialises one, and a missed heartbeat cancels what is in flight)."""
     uri = services.shared.mongodb_uri
+    pace = services.settings.backup_max_mb_s
     if not uri:
-        return await create_backup(services.client, services.db, target, clock=services.clock)
+        return await create_backup(services.client, services.db, target, clock=services.clock, max_mb_s=pace)
     client = connect(uri, timeout_ms=services.settings.db_timeout_ms, socket_timeout_ms=None,
                      heartbeat_timeout_ms=HEARTBEAT_TIMEOUT_MS, max_pool_size=4)
     try:
-        return await create_backup(client, client[services.db.name], target, clock=services.clock)
+        return await create_backup(client, client[services.db.name], target, clock=services.clock, max_mb_s=pace)
     finally:
         await client.close()
 
