@@ -143,6 +143,10 @@ async def enqueue(db: Database, subscription_id: str, event: Doc, body: str, now
     )
 
 
+# A worker that loses this many races for a delivery in a row lets the next pass try again.
+CLAIM_TRIES = 5
+
+
 async def anything_due(db: Database, now: datetime) -> bool:
     """Whether any delivery is due: a read by the (status, next_attempt_at) index, so a worker with nothing
     to do polls without writing (a claim is a write, and SecantusDB slows every write by each one it keeps)."""
@@ -151,14 +155,23 @@ async def anything_due(db: Database, now: datetime) -> bool:
 
 
 async def claim_due(db: Database, now: datetime, owner: str, claim_for: timedelta) -> Doc | None:
-    """Atomically take the most overdue delivery. The claim pushes next_attempt_at out, so a worker that
-    dies mid-attempt leaves a delivery that becomes due again when the claim runs out."""
-    return await db.webhook_deliveries.find_one_and_update(
-        {"status": PENDING, "next_attempt_at": {"$lte": now}},
-        {"$set": {"next_attempt_at": now + claim_for, "claimed_by": owner, "claim": uuid.uuid4().hex}},
-        sort=[("next_attempt_at", ASCENDING)],
-        return_document=ReturnDocument.AFTER,
-    )
+    """Take the most overdue delivery. The claim pushes next_attempt_at out, so a worker that dies
+    mid-attempt leaves a delivery that becomes due again when the claim runs out.
+
+    A read by the (status, next_attempt_at) index, then an update guarded by the due time read (one winner
+    among workers): findAndModify takes longer the more deliveries are stored, on both embedded servers."""
+    for _ in range(CLAIM_TRIES):
+        candidate = await db.webhook_deliveries.find_one(
+            {"status": PENDING, "next_attempt_at": {"$lte": now}}, sort=[("next_attempt_at", ASCENDING)])
+        if candidate is None:
+            return None
+        claim = {"next_attempt_at": now + claim_for, "claimed_by": owner, "claim": uuid.uuid4().hex}
+        taken = await db.webhook_deliveries.update_one(
+            {"_id": candidate["_id"], "status": PENDING, "next_attempt_at": candidate["next_attempt_at"]},
+            {"$set": claim})
+        if taken.modified_count == 1:
+            return {**candidate, **claim}
+    return None
 
 
 async def record_attempt(db: Database, delivery: Doc, changes: dict[str, Any],
