@@ -163,11 +163,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.backup", description=__doc__.splitlines()[0])
     parser.add_argument("--photos", type=int, default=500)
     parser.add_argument("--phones", type=int, default=4)
+    parser.add_argument("--pace", type=float, default=20.0, help="MB/s of the paced backup (0: none)")
     args = parser.parse_args(argv)
-    return asyncio.run(run(args.photos, args.phones))
+    return asyncio.run(run(args.photos, args.phones, args.pace))
 
 
-async def run(photo_count: int, phone_count: int) -> int:
+async def run(photo_count: int, phone_count: int, pace: float) -> int:
     work_dir = Path(tempfile.mkdtemp(prefix="bench-backup-"))
     server = Server(work_dir / "var")
     server.start()
@@ -208,9 +209,21 @@ async def run(photo_count: int, phone_count: int) -> int:
         figures["requests_without_backup"] = sum(sum(c.values()) for c in baseline.outcomes.values())
         # The same backup with no phones: what the backup costs by itself, apart from the machine's load.
         _, idle_s, idle_peak = run_command(["backup", "create", str(work_dir / "backup-idle")], env)
+        await asyncio.to_thread(shutil.rmtree, work_dir / "backup-idle", True)
         figures.update({"backup_idle_s": round(idle_s, 1), "backup_idle_mb_s": round(raw_total / idle_s / 1e6, 1),
                         "backup_idle_vs_raw_read": round(raw_total / idle_s / (raw_bytes / raw_s), 2),
                         "backup_idle_peak_rss_mb": round(idle_peak, 1)})
+        # Paced: the photo bytes held to `pace` MB/s, with the phones working.
+        if pace > 0:
+
+            def paced() -> tuple[dict[str, Any], float, float]:
+                return run_command(["backup", "create", str(work_dir / "backup-paced"), "--max-mb-s", str(pace)],
+                                   env)
+
+            paced_stats, (_, paced_s, _) = await phones_while(server, accounts, 0, paced)
+            await asyncio.to_thread(shutil.rmtree, work_dir / "backup-paced", True)
+            figures.update({"paced_max_mb_s": pace, "paced_backup_s": round(paced_s, 1),
+                            "p95_ms_during_paced_backup": p95(paced_stats)})
     finally:
         server.stop()
 
@@ -242,6 +255,8 @@ async def run(photo_count: int, phone_count: int) -> int:
                     f"{figures['restore_peak_rss_mb']} MB, verified {figures['restore_ok']}"),
         ("phones p95, all requests", f"{figures['p95_ms_without_backup']['all requests']} ms without, "
                                      f"{during_p95} ms during a backup"),
+        ("phones p95, paced backup", f"{(figures.get('p95_ms_during_paced_backup') or {}).get('all requests')} ms "
+                                     f"at {pace} MB/s ({figures.get('paced_backup_s')} s)"),
         ("database RSS before/after backup", f"{figures['db_rss_mb_before_after_backup']} MB"),
     ]
     print(table(rows))
