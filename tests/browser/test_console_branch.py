@@ -17,6 +17,7 @@ from tests.browser.console_steps import (
     submitted_audit,
 )
 from tests.browser.test_field_3g import THREE_G, throttle
+from tests.browser.test_field_screens import choose_language
 
 __all__ = ["console_world", "desk"]
 JPEG = "image/jpeg"
@@ -72,6 +73,7 @@ async def test_an_appeal_inside_the_window_is_filed_and_one_after_it_is_refused(
     findings = {f["item_id"]: f["id"] for f in audit["findings"]}
     head = await desk("en")
     await console_sign_in(head, console_world, "branch_head")
+    await choose_language(head, "en")  # the demo branch head's own language is zh-CN
     await head.click("[data-test=nav-branch-findings]")
     hall = head.locator(f"[data-finding='{findings['hall_clean']}']")
     await hall.locator("[data-test=countdown]").wait_for()
