@@ -209,3 +209,17 @@ class WebhookSecretRotated(WebhookPublic):
     secret: str = Field(description="Shown only in this reply")
     previous_secret_valid_until: datetime = Field(
         description="Until then every delivery is signed with both secrets (two signatures in webhook-signature)")
+
+
+# --- a person's logins -----------------------------------------------------------------------------
+
+
+class SessionPublic(BaseModel):
+    id: str
+    created_at: datetime
+    expires_at: datetime
+    client_address: str | None = None
+
+
+class SessionList(BaseModel):
+    items: list[SessionPublic]

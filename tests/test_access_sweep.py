@@ -145,6 +145,7 @@ SWEEP: dict[str, Entry] = {
     "POST /api/v1/checklists/{key}/restore": Entry(),
     "PATCH /api/v1/webhooks/{webhook_id}": Entry(body=_json({"active": False})),
     "POST /api/v1/webhooks/{webhook_id}/rotate-secret": Entry(),
+    "GET /api/v1/users/{user_id}/sessions": Entry(),
     "POST /api/v1/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver": Entry(),
 }
 

@@ -253,3 +253,22 @@ async def test_admins_search_users_and_filter_the_inactive(api: Api, services: S
     active = await api.json("GET", "/api/v1/users?active=true&limit=200", "admin", expect=200)
     assert "shopper3" not in {u["username"] for u in active["items"]} and len(active["items"]) >= 15
     await api.json("GET", "/api/v1/users?q=.*", "admin", expect=200)
+
+
+async def test_admins_see_a_users_open_sessions(api: Api, services: Services) -> None:
+    inspector = await user_id(services, api.credentials["inspector"]["username"])
+    await api.login("inspector")
+    await second_login(api)
+    path = f"/api/v1/users/{inspector}/sessions"
+    sessions = await api.json("GET", path, "admin", expect=200)
+    assert len(sessions["items"]) == 2 and sessions["items"][0]["client_address"] == "127.0.0.1"
+    await api.json("PATCH", f"/api/v1/users/{inspector}", "admin", expect=200, json={"role": "mystery_shopper"})
+    assert (await api.json("GET", path, "admin", expect=200))["items"] == []
+    r = await api.call("GET", path, "compliance")
+    assert_problem(r, await r.json(content_type=None), 403)
+    await api.json("GET", f"/api/v1/users/{uuid.uuid4()}/sessions", "admin", expect=404)
+
+
+async def second_login(api: Api) -> None:
+    r = await api.call("POST", "/api/v1/auth/login", json=api.credentials["inspector"])
+    assert r.status == 200

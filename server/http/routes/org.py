@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
 
 from schemas.admin import BranchClosed as BranchClosedPublic
-from schemas.admin import BranchUpdate, OpenWork, Reason, RegionUpdate, UserUpdate
+from schemas.admin import BranchUpdate, OpenWork, Reason, RegionUpdate, SessionList, UserUpdate
 from schemas.audits import AssignmentPublic
 from schemas.common import Page, PageQuery
 from schemas.org import (
@@ -27,6 +28,7 @@ from server.http.request_meta import origin
 from server.keys import SERVICES
 from server.services import organisation
 from server.services import users as people
+from server.storage import auth as auth_store
 from server.storage import org, programs, users
 
 router = ApiRouter("organisation")
@@ -181,3 +183,23 @@ async def get_user(request: web.Request) -> web.Response:
     if doc is None:
         raise NotFound("User not found")
     return json_response(users.public_user(doc))
+
+
+@router.get("/api/v1/users/{user_id}/sessions", summary="A user's open sessions: since when, until when, from where",
+            response=SessionList, roles=ADMIN_ONLY, extra_responses={404: "No such user"})
+async def list_user_sessions(request: web.Request) -> web.Response:
+    services = request.app[SERVICES]
+    user_id = match_info(request, "user_id")
+    if await users.by_id(services.db, user_id) is None:
+        raise NotFound("User not found")
+    now = services.clock.now()
+    items = [{"id": s["_id"], "created_at": s["created_at"], "expires_at": s["expires_at"],
+              "client_address": s.get("client_address")}
+             for s in await auth_store.open_sessions_of(services.db, user_id)
+             if _aware(s["expires_at"]) > now]
+    items.sort(key=lambda s: s["created_at"], reverse=True)
+    return json_response(SessionList.model_validate({"items": items}))
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
