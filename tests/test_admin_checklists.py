@@ -3,10 +3,12 @@ withdrawing a checklist from new work while audits pinned to it finish."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from pathlib import Path
 
 import pytest
+import yaml
 
 from server.clock import FakeClock
 from server.context import Services
@@ -99,3 +101,14 @@ async def test_retiring_a_checklist_leaves_audits_in_progress_submittable(
                    json=passing_answers(clock.now()))
     submitted = await api.json("POST", f"/api/v1/audits/{audit_id}/submit", "inspector", expect=200)
     assert submitted["status"] == "submitted"
+
+
+async def test_validate_gives_lines_for_a_json_definition_too(api: Api) -> None:
+    definition = yaml.safe_load((SHIPPED / "branch-service.yaml").read_text(encoding="utf-8"))
+    definition["sections"][1]["items"][0]["severity"] = "trivial"
+    text = json.dumps(definition, indent=2, ensure_ascii=False)
+    result = await api.json("POST", VALIDATE, "admin", expect=200, data=text.encode(),
+                            headers={"Content-Type": "application/json"})
+    [error] = result["errors"]
+    assert error["path"] == "sections[1].items[0].severity"
+    assert '"trivial"' in text.splitlines()[error["line"] - 1]

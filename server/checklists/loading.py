@@ -110,14 +110,20 @@ def parse_yaml(text: str, file: str) -> ParsedDocument:
 
 
 def parse_json(text: str, file: str) -> ParsedDocument:
-    """Parse a JSON definition (as uploaded through the API); JSON gives no per-path lines."""
+    """Parse a JSON definition (as uploaded through the API). JSON is read by the JSON parser; the line of
+    each path comes from reading the same text as YAML (a superset of JSON), when that works."""
     parsed = ParsedDocument(file)
     try:
         parsed.document = json.loads(text)
     except json.JSONDecodeError as exc:
         parsed.problems.append(DefinitionProblem(file, (), f"JSON syntax error: {exc.msg}", exc.lineno))
+        return parsed
     except RecursionError:
         parsed.problems.append(DefinitionProblem(file, (), "the document is nested too deeply", 1))
+        return parsed
+    as_yaml = parse_yaml(text, file)
+    if not as_yaml.problems:
+        parsed.lines = as_yaml.lines
     return parsed
 
 
