@@ -57,8 +57,9 @@ async def delete_webhook(request: web.Request) -> web.Response:
 
 
 @router.patch("/api/v1/webhooks/{webhook_id}",
-              summary="Pause or resume a subscription (pausing cancels pending deliveries; redeliver them later), "
-                      "or change its event types",
+              summary="Pause or resume a subscription, or change its event types. Pausing cancels pending "
+                      "deliveries (redeliver them after) and queues nothing while paused: a receiver catches up "
+                      "on those events from GET /api/v1/events",
               body=WebhookUpdate, response=WebhookPublic, roles=ADMIN_ONLY,
               extra_responses={404: "No such subscription"})
 async def update_webhook(request: web.Request) -> web.Response:
