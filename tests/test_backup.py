@@ -17,7 +17,7 @@ import pytest
 from bson import encode
 
 from server.backup import archive
-from server.backup.create import BackupFailed, create_backup
+from server.backup.create import BackupFailed, create_backup, file_groups
 from server.backup.manifest import BackupRefused, CollectionEntry, Manifest, TrailHead, check_schema, dump, load
 from server.backup.restore import restore_backup, verify_backup
 from server.backup.snapshot import SNAPSHOT_SESSION, TRANSACTION, point_in_time
@@ -60,6 +60,13 @@ def test_a_file_holding_another_count_than_its_manifest_is_refused(tmp_path: Pat
     digest = write_collection(path, [{"_id": 1}, {"_id": 2}])
     with pytest.raises(archive.ArchiveDamaged, match="holds 2 documents"):
         archive.verify_file(path, digest, 3)
+
+
+def test_photo_files_are_read_in_groups_of_bounded_size() -> None:
+    files = [(f"f{n}", 6 * 1024 * 1024, 1024 * 1024) for n in range(7)] + [(f"s{n}", 10, 1) for n in range(1200)]
+    groups = list(file_groups(iter(files)))
+    assert [len(g) for g in groups] == [3, 3, 500, 500, 201]  # 16 MB reached after 3 photos; 500 files at most
+    assert [f for g in groups for f in g] == files
 
 
 def manifest(schema_version: int = 1) -> Manifest:
