@@ -41,6 +41,13 @@ async def test_released_audit_reaches_the_branch_head_who_submits_a_fix_on_3g(
     await head.locator("[data-test=latest-audit]").first.wait_for()
     assert await head.locator("[data-test=open-count]").inner_text() == "2"
     await shoot(head, "console-branch-dashboard-zh-CN-phone")
+    # Live: another release reaches the open page through the notification stream, without a reload.
+    unread = head.locator("[data-test=unread-count]")
+    before = await unread.inner_text() if await unread.count() else ""
+    await released_audit(console_world)
+    await drain(console_world.services)
+    await head.wait_for_function(
+        "(before) => (document.querySelector('[data-test=unread-count]')?.textContent ?? '') !== before", arg=before)
     await head.locator("[data-test=latest-audit] a").first.click()
     await head.locator("[data-test=audit-rectification]").nth(1).wait_for()
     await head.locator("[data-item=hall_clean] [data-test=photo]").first.wait_for()
