@@ -168,3 +168,25 @@ async def test_closing_a_branch_lists_its_open_work_and_plans_no_new_visits(
     assert visits["items"] and branch["_id"] not in {v["branch_id"] for v in visits["items"]}
     r = await api.call("POST", f"/api/v1/branches/{branch['_id']}/close", "compliance", json={"reason": "x"})
     assert r.status == 403
+
+
+async def test_creating_regions_branches_and_users_emits_events_and_trail_entries(
+        api: Api, services: Services) -> None:
+    region = await api.json("POST", "/api/v1/regions", "admin", expect=201, json={"code": "SOUTH", "name": "South"})
+    branch = await api.json("POST", "/api/v1/branches", "admin", expect=201, json={
+        "code": "SZ-FT", "name": "Shenzhen Futian", "region_id": region["id"],
+        "location": {"lat": 22.5431, "lon": 114.0579}, "timezone": "Asia/Shanghai"})
+    user = await api.json("POST", "/api/v1/users", "admin", expect=201, json={
+        "username": "sz.head", "password": "a-long-password-1", "role": "branch_head", "display_name": "SZ",
+        "branch_id": branch["id"]})
+    assert user["region_id"] == region["id"]
+    for event_type, action, subject in (("region.created", "region.create", region["id"]),
+                                        ("branch.created", "branch.create", branch["id"]),
+                                        ("user.created", "user.create", user["id"])):
+        await event_of(services, event_type, subject)
+        await trail_of(services, action, subject)
+    body = await api.json("POST", "/api/v1/regions", "admin", expect=409, json={"code": "SOUTH", "name": "Again"})
+    assert body["errors"][0]["loc"] == ["body", "code"]
+    body = await api.json("POST", "/api/v1/users", "admin", expect=409, json={
+        "username": "sz.head", "password": "a-long-password-1", "role": "inspector", "display_name": "x"})
+    assert body["errors"][0]["loc"] == ["body", "username"]
