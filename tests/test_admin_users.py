@@ -272,3 +272,10 @@ async def test_admins_see_a_users_open_sessions(api: Api, services: Services) ->
 async def second_login(api: Api) -> None:
     r = await api.call("POST", "/api/v1/auth/login", json=api.credentials["inspector"])
     assert r.status == 200
+
+
+async def test_a_new_users_password_follows_the_password_rules(api: Api) -> None:
+    for weak in ("Summer2026!", "new.inspector-2026", "short"):
+        body = await api.json("POST", "/api/v1/users", "admin", expect=422, json={
+            "username": "new.inspector", "password": weak, "role": "inspector", "display_name": "New"})
+        assert ["body", "password"] in [e["loc"] for e in body["errors"]], weak

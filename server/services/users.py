@@ -19,6 +19,7 @@ from server.context import ActorInfo, Services, UnitOfWork
 from server.db import Doc
 from server.domain import access, people
 from server.domain.access import Principal
+from server.domain.password_rules import password_problems
 from server.errors import Conflict, NotFound, ValidationFailed, field_error
 from server.notify import channels as notify
 from server.notify.messages import render
@@ -63,6 +64,10 @@ async def create_user(services: Services, caller: Principal | None, command: Use
     operator on the command line."""
     if caller is not None:
         access.require_role(caller, ADMINS)
+    weak = password_problems(command.password, command.username)
+    if weak:
+        raise ValidationFailed("The password is refused: " + "; ".join(weak),
+                               errors=[field_error(["body", "password"], problem) for problem in weak])
     await _check_references(services, command.model_dump())
     if command.branch_id and not command.region_id:
         branch = await org.branch(services.db, command.branch_id)
