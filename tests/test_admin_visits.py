@@ -129,6 +129,14 @@ async def test_reassigning_a_covert_visit_never_shows_the_shopper_to_the_branch(
         resp = await api.call("GET", path, "branch_head")
         text = await resp.text()
         assert [s for s in secrets if s in text] == [], (path, resp.status)
+    # The new shopper is told; nobody at the branch is.
+    shopper_name = shopper_doc["username"]
+    password = "shopper-" + uuid.uuid4().hex
+    await services.db.users.update_one({"_id": new_shopper},
+                                       {"$set": {"password_hash": await services.passwords.hash(password)}})
+    await api.login(shopper_name, password)
+    inbox = await api.json("GET", "/api/v1/notifications", shopper_name, expect=200)
+    assert [n["data"]["assignment_id"] for n in inbox["items"] if n["kind"] == "visit.assigned"] == [visit["id"]]
     # Integrations relay events: the event says what changed, not who or when.
     event = await event_of(services, "assignment.updated", visit["id"])
     assert [s for s in secrets if s in str(event)] == []

@@ -172,6 +172,11 @@ TEMPLATES: dict[str, dict[str, tuple[str, str]]] = {
             "La suscripción a {url} se desactivó tras {failures} fallos consecutivos. Último error: {error}",
         ),
     },
+    "visit.assigned": {
+        "zh-CN": ("新的走访：{branch}", "您被安排走访{branch}，时间 {window}。"),
+        "en": ("New visit: {branch}", "You have a visit to {branch} on {window}."),
+        "es": ("Nueva visita: {branch}", "Tiene una visita a {branch} el {window}."),
+    },
     "admin.assignments_returned": {
         "zh-CN": ("待重新分派的走访：{count} 项", "{person} 已停用，其 {count} 项未开始的走访需要重新分派。"),
         "en": (

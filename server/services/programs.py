@@ -33,6 +33,8 @@ from server.domain.assignments import (
     window_problems,
 )
 from server.errors import Conflict, InvalidTransition, NotFound, ValidationFailed, field_error
+from server.notify import channels as notify
+from server.notify.messages import format_local, render
 from server.services import NO_ORIGIN, Origin, actor_of
 from server.services.checklists import pinnable_checklist
 from server.storage import org, programs, users
@@ -312,6 +314,18 @@ async def _check_assignee(services: Services, visit: Doc, assignee_id: str) -> P
     return Person(person["_id"], person.get("home_branch_id"))
 
 
+async def _tell_assignee(uow: UnitOfWork, assignee_id: str, assignment_id: str, branch: Doc,
+                         start: datetime) -> None:
+    """The new assignee learns of the visit (only they and compliance know who goes, and when)."""
+    recipients = await notify.load_recipients(uow.db, [assignee_id])
+    channels = notify.channels_of(uow.services)
+    window = format_local(start, branch.get("timezone") or "UTC")
+    for recipient in recipients.values():
+        message = render("visit.assigned", recipient.language, {"branch": branch["name"], "window": window},
+                         data={"assignment_id": assignment_id, "branch_id": branch["_id"]})
+        await notify.deliver(uow, recipient, message, channels)
+
+
 def _utc(moment: datetime) -> datetime:
     return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
 
@@ -359,6 +373,8 @@ async def update_assignment(services: Services, caller: Principal, assignment_id
             _refuse(assignee_problems(person, branch_id=visit["branch_id"], covert=visit["covert"],
                                       previous_visitor=previous, booked=booked, start=start, end=end))
         await programs.set_assignment_fields(uow.db, assignment_id, {**changes, "updated_at": uow.now}, uow.session)
+        if assignee_id and "assignee_id" in changes:
+            await _tell_assignee(uow, assignee_id, assignment_id, branch, start)
         changed = sorted({"assignee" if name == "assignee_id" else "window" for name in changes})
         uow.emit(AssignmentUpdated(assignment_id=assignment_id, program_id=visit["program_id"],
                                    branch_id=visit["branch_id"], changed=changed),
