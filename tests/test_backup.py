@@ -301,3 +301,13 @@ async def test_a_paced_backup_reads_photo_bytes_no_faster_than_asked(
     made = await create_backup(services.client, services.db, tmp_path / "b", clock=clock, max_mb_s=8.0)
     assert made.photo_files == 4
     assert time.monotonic() - started >= 0.45  # 4 MB at 8 MB/s
+
+
+async def test_a_backup_that_never_finished_is_refused(services: Services, clock: FakeClock, tmp_path: Path) -> None:
+    await record(services, 1)
+    await create_backup(services.client, services.db, tmp_path / "b", clock=clock)
+    (tmp_path / "b" / "manifest.json").unlink()  # as a backup cut off before its manifest leaves it
+    with pytest.raises(BackupRefused, match="has no manifest: not a finished backup"):
+        await verify_backup(tmp_path / "b")
+    with pytest.raises(BackupRefused, match="not a backup directory"):
+        await verify_backup(tmp_path / "nothing-here")
