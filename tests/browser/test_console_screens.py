@@ -90,7 +90,7 @@ def screens_of(ids: dict[str, str]) -> dict[str, list[tuple[str, str, str]]]:
 async def check_screen(page: Any, language: str, name: str, problems: dict[str, list[str]]) -> None:
     for size, viewport in (("phone", PHONE), ("desktop", DESKTOP)):
         await page.set_viewport_size(viewport)
-        await page.wait_for_timeout(100)  # charts redraw at the new width
+        await page.wait_for_timeout(50)  # charts redraw at the new width
         found = await axe_problems(page)
         if found:
             problems[f"{name} {size}"] = found
