@@ -117,6 +117,7 @@ SWEEP: dict[str, Entry] = {
     "GET /api/v1/uploads/{upload_id}": Entry(body=_tus),
     "POST /api/v1/findings/{finding_id}/appeal": Entry(body=_json({"reason": "we disagree"})),
     "POST /api/v1/appeals/{appeal_id}/decision": Entry(body=_json({"outcome": "overturned", "comment": "ok"})),
+    "GET /api/v1/appeals/{appeal_id}/rescore-preview": Entry(),
     "GET /api/v1/rectifications/{rect_id}": Entry(),
     "POST /api/v1/rectifications/{rect_id}/submit": Entry(body=_json({"note": "done"})),
     "POST /api/v1/rectifications/{rect_id}/verify": Entry(body=_json({"comment": "fine"})),
