@@ -13,9 +13,9 @@ pytestmark = pytest.mark.skipif(not (app_dir() / "index.html").is_file(), reason
 
 
 async def test_root_redirects_to_the_app(api: Api) -> None:
-    resp = await api.session.get(api.url("/"), allow_redirects=False)
-    assert resp.status == 302
-    assert resp.headers["Location"] == "/app/"
+    async with api.session.get(api.url("/"), allow_redirects=False) as resp:
+        assert resp.status == 302
+        assert resp.headers["Location"] == "/app/"
 
 
 async def test_index_is_revalidated_and_allows_no_inline_script(api: Api) -> None:
