@@ -1,0 +1,287 @@
+"""The field app in a real browser (`python -m bench.web`): how much it weighs, how fast it starts on 3G,
+and how long Submit takes to be acknowledged.
+
+Runs the built app (make web) on the real server in this process, on a throwaway embedded database with the
+demo organisation, driven by Debian's chromium at phone size (360x780):
+- field bundle: every JS and CSS file the field screens load (sign-in, visits, brief, check-in, runner,
+  review, result, sent, sync, settings), gzip level 9, against the 150 KB budget; and the whole precache
+  the service worker fetches in the background on the first visit;
+- first load on emulated 3G (Chromium's "Fast 3G": 562.5 ms RTT, 1.44 Mbit/s down, 675 kbit/s up): from
+  navigation to the sign-in form, and to my visits after signing in;
+- installed start on 3G: the app opened again with its service worker and a stored session, to my visits;
+- tap Submit to acknowledgement, online: an audit answered and its photo sent, then from the tap on Submit to
+  the score on screen (the server's answer), BENCH_WEB_ROUNDS (5) times."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import os
+import statistics
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from aiohttp import ClientSession, web
+
+from bench.common import ROOT, save, table
+from server.app import bootstrap, create_app
+from server.context import Services
+from server.db import ensure_indexes
+from server.demo import seed_demo
+from server.embedded import EmbeddedMongo, free_port
+from server.http.webapp import app_dir
+from server.settings import Settings
+
+ROUNDS = int(os.environ.get("BENCH_WEB_ROUNDS", "5"))
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]
+PHONE = {"width": 360, "height": 780}
+BUDGET_KB = 150
+THREE_G = {"offline": False, "latency": 562.5, "downloadThroughput": 1.6e6 * 0.9 / 8,
+           "uploadThroughput": 750e3 * 0.9 / 8}
+AT_THE_BRANCH = {"latitude": 31.2398, "longitude": 121.4999, "accuracy": 25}
+
+
+def gzip_kb(path: Path) -> float:
+    return len(gzip.compress(path.read_bytes(), compresslevel=9)) / 1024
+
+
+def build_sizes() -> dict[str, float]:
+    root = app_dir()
+    return {str(p.relative_to(root)): gzip_kb(p) for p in sorted(root.rglob("*")) if p.suffix in (".js", ".css")}
+
+
+class Fetched:
+    """Built JS and CSS files a page fetched, by path under /app/."""
+
+    def __init__(self, context: Any) -> None:
+        self.paths: list[str] = []
+        context.on("request", self._seen)
+
+    def _seen(self, request: Any) -> None:
+        path = request.url.split("/app/", 1)[-1].split("?")[0] if "/app/" in request.url else ""
+        if path.endswith((".js", ".css")) and path != "sw.js" and path not in self.paths:
+            self.paths.append(path)
+
+
+async def throttle(page: Any) -> None:
+    cdp = await page.context.new_cdp_session(page)
+    await cdp.send("Network.enable")
+    await cdp.send("Network.emulateNetworkConditions", THREE_G)
+
+
+async def prepare(services: Services, api: Any, rounds: int) -> None:
+    """The browser test's checklist and `rounds` visits for the demo inspector."""
+    from tests.audit_factories import publish_checklist
+    from tests.browser.conftest import browser_checklist, plan_visit
+
+    await publish_checklist(services.db, browser_checklist(), now=datetime.now(UTC) - timedelta(days=1))
+    for _ in range(rounds):
+        await plan_visit(api, services.db)
+
+
+async def field_bundle(browser: Any, base: str, credentials: dict[str, str], sizes: dict[str, float]
+                       ) -> dict[str, Any]:
+    """Walk every field screen in a cold context (no service worker) and add up what it fetched."""
+    from tests.browser.field_steps import answer_environment, answer_service, open_visit_and_start, submit
+
+    context = await browser.new_context(base_url=base, viewport=PHONE, service_workers="block",
+                                        geolocation=AT_THE_BRANCH, permissions=["geolocation"])
+    fetched = Fetched(context)
+    page = await context.new_page()
+    await page.goto("/app/")
+    await page.fill("#username", credentials["username"])
+    await page.fill("#password", credentials["password"])
+    await page.click("button[type=submit]")
+    await page.wait_for_url("**/app/visits")
+    await page.locator("[data-test=visit]").first.wait_for()
+    audit_id = await open_visit_and_start(page)
+    from tests.browser.conftest import phone_photo
+
+    await answer_environment(page, [("a.jpg", phone_photo(1)), ("b.jpg", phone_photo(2))])
+    await answer_service(page, [])
+    await submit(page)
+    await page.locator("[data-test=result]").wait_for(timeout=60_000)
+    for screen in ("sent", "sync", "settings"):
+        await page.goto(f"/app/{screen}")
+        await page.wait_for_load_state("networkidle")
+    await context.close()
+    field = {p: round(sizes.get(p, 0.0), 1) for p in fetched.paths}
+    return {"audit_id": audit_id, "kb_gzip": round(sum(field.values()), 1), "files": field}
+
+
+async def starts_on_3g(browser: Any, base: str, credentials: dict[str, str]) -> dict[str, Any]:
+    """First load (cold) and the installed app opened again, both on 3G."""
+    context = await browser.new_context(base_url=base, viewport=PHONE, service_workers="allow")
+    page = await context.new_page()
+    await throttle(page)
+    started = time.perf_counter()
+    await page.goto("/app/")
+    await page.locator("#username").wait_for()
+    to_sign_in = time.perf_counter() - started
+    await page.fill("#username", credentials["username"])
+    await page.fill("#password", credentials["password"])
+    tapped = time.perf_counter()
+    await page.click("button[type=submit]")
+    await page.locator("[data-test=visit]").first.wait_for(timeout=120_000)
+    to_visits = time.perf_counter() - tapped
+    await page.evaluate("() => navigator.serviceWorker.ready.then(() => true)")
+    await page.wait_for_load_state("networkidle")
+    installed: list[float] = []
+    for _ in range(3):
+        await page.close()
+        page = await context.new_page()
+        await throttle(page)
+        started = time.perf_counter()
+        await page.goto("/app/")
+        await page.locator("[data-test=visit]").first.wait_for(timeout=120_000)
+        installed.append(time.perf_counter() - started)
+    await context.close()
+    return {"first_load_to_sign_in_s": round(to_sign_in, 2), "sign_in_to_visits_s": round(to_visits, 2),
+            "installed_start_to_visits_s": round(statistics.median(installed), 2),
+            "installed_runs_s": [round(s, 2) for s in installed]}
+
+
+async def submit_to_ack(browser: Any, base: str, credentials: dict[str, str], rounds: int) -> dict[str, Any]:
+    """Online: everything answered and sent, then the tap on Submit until the score is on screen."""
+    from tests.browser.conftest import phone_photo
+    from tests.browser.field_steps import answer_environment, answer_service
+
+    context = await browser.new_context(base_url=base, viewport=PHONE, service_workers="allow",
+                                        geolocation=AT_THE_BRANCH, permissions=["geolocation"])
+    page = await context.new_page()
+    await page.goto("/app/")
+    await page.fill("#username", credentials["username"])
+    await page.fill("#password", credentials["password"])
+    await page.click("button[type=submit]")
+    await page.wait_for_url("**/app/visits")
+    timings: list[float] = []
+    for n in range(rounds):
+        await page.goto("/app/visits")
+        await page.locator("[data-test=visit]").first.wait_for()
+        # The first visit not started yet (its state badge reads ○).
+        await page.locator("[data-test=visit]:has([data-test=visit-state]:has-text('○')) a").first.click()
+        audit_id = await _start_from_brief(page)
+        await answer_environment(page, [("a.jpg", phone_photo(100 + n)), ("b.jpg", phone_photo(200 + n))])
+        await answer_service(page, [])
+        await page.click("[data-test=to-review]")
+        await page.locator("[data-test=ready]").wait_for()
+        await _wait_all_sent(page)
+        started = time.perf_counter()
+        await page.click("[data-test=submit]")
+        await page.locator("[data-test=result]").wait_for(timeout=60_000)
+        timings.append((time.perf_counter() - started) * 1000)
+        assert audit_id
+    await context.close()
+    return {"median_ms": round(statistics.median(timings)), "max_ms": round(max(timings)),
+            "runs_ms": [round(t) for t in timings]}
+
+
+async def _start_from_brief(page: Any) -> str:
+    await page.wait_for_url("**/app/visits/*")
+    await page.click("[data-test=keep-offline]")
+    await page.locator("[data-test=kept]").wait_for()
+    await page.click("[data-test=go-checkin]")
+    await page.locator("[data-test=distance]").wait_for()
+    await page.click("[data-test=start]")
+    await page.wait_for_url("**/app/audits/*")
+    return str(page.url.rstrip("/").split("/")[-1])
+
+
+async def _wait_all_sent(page: Any) -> None:
+    """The outbox is empty (the sync centre's own count), so Submit is the only request left."""
+    for _ in range(300):
+        pending = await page.evaluate("""() => new Promise((resolve) => {
+            const open = indexedDB.open('branch-audit');
+            open.onsuccess = () => {
+              const tx = open.result.transaction('session');
+              const get = tx.objectStore('session').get('current');
+              get.onsuccess = () => {
+                const user = get.result.user.id;
+                const db = indexedDB.open('branch-audit:user:' + user);
+                db.onsuccess = () => {
+                  const count = db.result.transaction('outbox').objectStore('outbox').count();
+                  count.onsuccess = () => { resolve(count.result); db.result.close(); open.result.close(); };
+                };
+              };
+            };
+        })""")
+        if pending == 0:
+            return
+        await asyncio.sleep(0.1)
+    raise TimeoutError("the outbox did not drain")
+
+
+async def main_async() -> dict[str, Any]:
+    if not (app_dir() / "index.html").is_file():
+        raise SystemExit("web app not built: run make web")
+    from playwright.async_api import async_playwright
+
+    from tests.conftest import Api
+
+    sizes = build_sizes()
+    mongo = EmbeddedMongo(":memory:")
+    mongo.start()
+    settings = Settings(mongodb_uri=mongo.uri, database_name=f"bench_web_{uuid.uuid4().hex[:6]}", seed_demo=False,
+                        publish_checklists=False, run_jobs=False, log_level="WARNING", var_dir=ROOT / "var" / "bench",
+                        jwt_secret="bench-web-" + "x" * 32, argon2_time_cost=1, argon2_memory_kib=1024)
+    services = bootstrap(settings, mongo.uri)
+    runner: web.AppRunner | None = None
+    try:
+        await ensure_indexes(services.db)
+        demo = await seed_demo(services)
+        runner = web.AppRunner(create_app(services, start_jobs=False, prepare_data=False, close_client=False))
+        await runner.setup()
+        port = free_port()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        base = f"http://127.0.0.1:{port}"
+        async with ClientSession() as session, async_playwright() as playwright:
+            api = Api(session, base, demo)
+            await prepare(services, api, ROUNDS + 1)
+            browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            try:
+                figures: dict[str, Any] = {"budget_kb_gzip": BUDGET_KB}
+                figures["field_bundle"] = await field_bundle(browser, base, demo["inspector"], sizes)
+                figures["precache_kb_gzip"] = round(sum(sizes.values()), 1)
+                figures["three_g"] = await starts_on_3g(browser, base, demo["inspector"])
+                figures["submit_to_ack"] = await submit_to_ack(browser, base, demo["inspector"], ROUNDS)
+            finally:
+                await browser.close()
+        return figures
+    finally:
+        if runner:
+            await runner.cleanup()
+        await services.client.close()
+        mongo.stop()
+
+
+def report(figures: dict[str, Any]) -> str:
+    bundle = figures["field_bundle"]
+    g = figures["three_g"]
+    s = figures["submit_to_ack"]
+    rows = [
+        ("field bundle (JS + CSS, gzip)", f"{bundle['kb_gzip']} KB in {len(bundle['files'])} files "
+                                          f"(budget {figures['budget_kb_gzip']} KB)"),
+        ("whole precache (every screen)", f"{figures['precache_kb_gzip']} KB gzip, fetched by the service worker"),
+        ("3G first load: to the sign-in form", f"{g['first_load_to_sign_in_s']} s"),
+        ("3G: sign-in to my visits", f"{g['sign_in_to_visits_s']} s"),
+        ("3G installed start: to my visits", f"{g['installed_start_to_visits_s']} s (median of "
+                                              f"{', '.join(map(str, g['installed_runs_s']))})"),
+        ("tap Submit to acknowledgement, online", f"{s['median_ms']} ms median, {s['max_ms']} ms max "
+                                                   f"({len(s['runs_ms'])} audits)"),
+    ]
+    return table(rows)
+
+
+def main() -> None:
+    figures = asyncio.run(main_async())
+    save("web", figures)
+    print(report(figures))
+
+
+if __name__ == "__main__":
+    main()
