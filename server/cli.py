@@ -238,6 +238,7 @@ def _supervise_workers(settings: Settings, uri: str, workers: int, run_state: An
     asyncio.run(prepare())
     env = {**os.environ, "MONGODB_URI": uri, "JWT_SECRET": secret, "HOST": settings.host,
            "PORT": str(settings.port), "VAR_DIR": str(settings.var_dir)}
+    env.pop("JWT_SECRET_FILE", None)  # the secret it held is passed on directly (both set is refused)
     # On the embedded database every client is one of these workers, so a dead worker's open transactions
     # may be aborted wholesale (see release_orphaned_transactions); a shared mongod reaps them after 60 s.
     on_death = None if settings.mongodb_uri else partial(release_orphaned_transactions, uri)

@@ -69,7 +69,8 @@ def client_from_forwarded(peer: str, forwarded_for: list[str], networks: tuple[N
 def client_address(request: web.Request) -> str:
     """Who is calling, for throttling, the trail and the logs (TRUSTED_PROXIES decides whom to believe)."""
     peer = request.remote or "unknown"
-    setting = request.app[SERVICES].settings.trusted_proxies
+    services = request.app.get(SERVICES)
+    setting = services.settings.trusted_proxies if services is not None else ""
     if not setting:
         return peer
     return client_from_forwarded(peer, request.headers.getall("X-Forwarded-For", []), trusted_networks(setting))
