@@ -158,22 +158,25 @@ async def publish_checklist(
     return version
 
 
+# A value for every visible item of the test checklist that makes it pass.
+PASSING_VALUES: dict[str, Any] = {
+    "hall_clean": True,
+    "signage": 5,
+    "atm_working": True,
+    "lobby_photo": None,
+    "greeted": True,
+    "wait_minutes": 4,
+    "time_to_greet": 12,
+    "greeting_words": "standard",
+    "farewell": ["smile", "words"],
+    "badge_worn": True,
+    "comments": "fine",
+}
+
+
 def passing_answers(at: datetime, **overrides: Any) -> list[dict[str, Any]]:
     """Every visible item of the test checklist answered so that it passes; overrides replace values."""
-    values: dict[str, Any] = {
-        "hall_clean": True,
-        "signage": 5,
-        "atm_working": True,
-        "lobby_photo": None,
-        "greeted": True,
-        "wait_minutes": 4,
-        "time_to_greet": 12,
-        "greeting_words": "standard",
-        "farewell": ["smile", "words"],
-        "badge_worn": True,
-        "comments": "fine",
-    }
-    values.update(overrides)
+    values = {**PASSING_VALUES, **overrides}
     stamp = at.isoformat()
     return [{"item_id": k, "value": v, "answered_at": stamp} for k, v in values.items()]
 

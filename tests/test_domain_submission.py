@@ -19,20 +19,15 @@ from server.domain.submission import (
     submit_result,
     submitted_changes,
 )
-from tests.audit_factories import checklist_definition
+from tests.audit_factories import PASSING_VALUES, checklist_definition
 
 NOW = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
+# Two failed items (hall_clean, atm_working) and a low rating; no free-text comment.
 VALUES: dict[str, Any] = {
+    **{k: v for k, v in PASSING_VALUES.items() if k != "comments"},
     "hall_clean": False,
     "signage": 3,
     "atm_working": False,
-    "lobby_photo": None,
-    "greeted": True,
-    "wait_minutes": 4,
-    "time_to_greet": 12,
-    "greeting_words": "standard",
-    "farewell": ["smile", "words"],
-    "badge_worn": True,
 }
 
 

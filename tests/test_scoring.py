@@ -10,21 +10,9 @@ import pytest
 from schemas.checklist import Checklist
 from server.domain.audit_rules import Answer
 from server.domain.scoring import RULES_VERSION, score_audit
-from tests.audit_factories import checklist_definition, item, sized_definition, text
+from tests.audit_factories import PASSING_VALUES, checklist_definition, item, sized_definition, text
 
-PASSING: dict[str, Any] = {
-    "hall_clean": True,
-    "signage": 5,
-    "atm_working": True,
-    "lobby_photo": None,
-    "greeted": True,
-    "wait_minutes": 4,
-    "time_to_greet": 12,
-    "greeting_words": "standard",
-    "farewell": ["smile", "words"],
-    "badge_worn": True,
-    "comments": "fine",
-}
+PASSING = PASSING_VALUES
 
 
 def answers(**overrides: Any) -> dict[str, Answer]:

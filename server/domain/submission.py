@@ -9,7 +9,8 @@ from typing import Any
 
 from schemas.checklist import Checklist, Item
 from server.domain.access import Doc
-from server.domain.scoring import ScoreResult
+from server.domain.audit_rules import answers_of
+from server.domain.scoring import ScoreResult, score_audit
 
 FINDING_NS = uuid.UUID("0f4f1c1e-6a55-4b9e-9c39-3b0f7f6f2a10")
 SEVERITIES = ("minor", "major", "critical")
@@ -86,6 +87,19 @@ def build_findings(
             )
         )
     return findings
+
+
+def rescored(checklist: Checklist, audit: Doc, overturned: set[str]) -> ScoreResult:
+    """The audit scored again with its own rules version, the items of overturned findings counting as
+    passed (an appeal decided, or the preview of deciding one)."""
+    return score_audit(
+        checklist,
+        answers_of(audit.get("answers")),
+        branch_type=audit.get("branch_type"),
+        channel=audit.get("channel"),
+        overturned=overturned,
+        rules_version=int((audit.get("result") or {}).get("rules_version", 1)),
+    )
 
 
 def result_document(scored: ScoreResult, findings: list[Doc]) -> dict[str, Any]:

@@ -6,9 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from server.context import Services
-from server.domain import access, audit_rules
+from server.domain import access
 from server.domain.access import Principal
-from server.domain.scoring import score_audit
+from server.domain.submission import rescored
 from server.errors import InvalidTransition, NotFound
 from server.services.audits import pinned_checklist
 from server.storage import audits as store
@@ -45,15 +45,7 @@ async def preview_overturn(services: Services, caller: Principal, appeal_id: str
     if appealed is None:
         raise NotFound("Finding not found")
     overturned.add(appealed["item_id"])
-    result = audit.get("result") or {}
-    scored = score_audit(
-        checklist,
-        audit_rules.answers_of(audit.get("answers")),
-        branch_type=audit.get("branch_type"),
-        channel=audit.get("channel"),
-        overturned=overturned,
-        rules_version=int(result.get("rules_version", 1)),
-    )
+    scored = rescored(checklist, audit, overturned)
     return RescorePreview(
         appeal_id=appeal["_id"],
         audit_id=audit["_id"],

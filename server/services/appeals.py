@@ -14,10 +14,9 @@ from schemas.audit_events import AppealDecided, AppealFiled, AuditRescored
 from schemas.checklist import Checklist
 from server.context import Services, UnitOfWork
 from server.db import Doc
-from server.domain import access, audit_rules
+from server.domain import access
 from server.domain.access import Principal
-from server.domain.scoring import score_audit
-from server.domain.submission import finding_counts
+from server.domain.submission import finding_counts, rescored
 from server.errors import Conflict, InvalidTransition, NotFound, ValidationFailed, field_error
 from server.services import NO_ORIGIN, Origin, actor_of
 from server.services.audits import emit_audit_event, pinned_checklist
@@ -157,18 +156,9 @@ async def _rescore(uow: UnitOfWork, audit_id: str, checklist: Checklist, appeal:
     if audit is None:
         raise NotFound("Audit not found")
     findings = await store.findings_of(uow.db, audit_id, session=uow.session)
-    overturned = {f["item_id"] for f in findings if f["status"] == "overturned"}
-    old = audit.get("result") or {}
-    scored = score_audit(
-        checklist,
-        audit_rules.answers_of(audit.get("answers")),
-        branch_type=audit.get("branch_type"),
-        channel=audit.get("channel"),
-        overturned=overturned,
-        rules_version=int(old.get("rules_version", 1)),
-    )
+    scored = rescored(checklist, audit, {f["item_id"] for f in findings if f["status"] == "overturned"})
     result: dict[str, Any] = scored.model_dump(mode="json")
-    result["findings"] = old.get("findings", [])
+    result["findings"] = (audit.get("result") or {}).get("findings", [])
     await appeal_store.rescore_audit(
         uow.db,
         audit_id,

@@ -77,7 +77,8 @@ class DecideExtension:
 # --- events and trail -------------------------------------------------------------------------------
 
 
-def _base(rect: Doc) -> dict[str, Any]:
+def event_base(rect: Doc) -> dict[str, Any]:
+    """What every rectification.* event carries."""
     return {
         "rectification_id": rect["_id"],
         "finding_id": rect["finding_id"],
@@ -161,7 +162,7 @@ async def submit_fix(services: Services, caller: Principal, command: SubmitFix, 
         rules.ensure_actor_may("submit", uow.actor.role, uow.actor.user_id, rect)
         changed = await _write(uow, rect, workflow.submitted(rect, _actor(uow), command.note, uow.now))
         _emit(uow, changed, RectificationSubmitted(
-            **_base(changed), submitted_by=uow.actor.user_id or "", photo_ids=list(changed["photo_ids"])
+            **event_base(changed), submitted_by=uow.actor.user_id or "", photo_ids=list(changed["photo_ids"])
         ))
         _trail(uow, "rectification.submit", changed, {"photos": len(changed["photo_ids"])})
         return changed
@@ -178,7 +179,7 @@ async def verify_fix(services: Services, caller: Principal, command: VerifyFix, 
         changed = await _write(uow, rect, workflow.verified(rect, _actor(uow), command.comment, uow.now))
         await store.adjust_open_count(uow.db, uow.session, rect["audit_id"], -1)
         _emit(uow, changed, RectificationVerified(
-            **_base(changed), verified_by=uow.actor.user_id or "", comment=command.comment
+            **event_base(changed), verified_by=uow.actor.user_id or "", comment=command.comment
         ))
         _trail(uow, "rectification.verify", changed, {"comment": command.comment})
         return changed
@@ -202,7 +203,7 @@ async def reject_fix(services: Services, caller: Principal, command: RejectFix, 
         change = workflow.rejected(rect, _actor(uow), command.comment, new_due, services.reminder_policy, uow.now)
         changed = await _write(uow, rect, change)
         _emit(uow, changed, RectificationRejected(
-            **_base(changed), rejected_by=uow.actor.user_id or "", comment=command.comment,
+            **event_base(changed), rejected_by=uow.actor.user_id or "", comment=command.comment,
             previous_due_at=rect["due_at"],
         ))
         _trail(uow, "rectification.reject", changed, {"comment": command.comment, "due_at": new_due.isoformat()})
@@ -220,7 +221,7 @@ async def request_extension(services: Services, caller: Principal, command: Requ
         change = workflow.extension_requested(rect, _actor(uow), command.requested_due_at, command.reason, uow.now)
         changed = await _write(uow, rect, change)
         _emit(uow, changed, RectificationExtensionRequested(
-            **_base(changed), requested_due_at=command.requested_due_at, reason=command.reason,
+            **event_base(changed), requested_due_at=command.requested_due_at, reason=command.reason,
             requested_by=uow.actor.user_id or "",
         ))
         _trail(uow, "rectification.request_extension", changed,
@@ -241,7 +242,7 @@ async def decide_extension(services: Services, caller: Principal, command: Decid
         )
         changed = await _write(uow, rect, change)
         _emit(uow, changed, RectificationExtensionDecided(
-            **_base(changed), approved=command.approve, requested_due_at=changed["extension"]["requested_due_at"],
+            **event_base(changed), approved=command.approve, requested_due_at=changed["extension"]["requested_due_at"],
             decided_by=uow.actor.user_id or "", comment=command.comment,
         ))
         _trail(uow, "rectification.decide_extension", changed,
@@ -288,7 +289,7 @@ async def open_rectifications_in(uow: UnitOfWork, released: AuditReleased) -> in
         if doc["status"] == rules.OPEN:
             opened += 1
         _emit(uow, doc, RectificationCreated(
-            **_base(doc), item_id=doc["item_id"], severity=doc["severity"], assignee_id=doc["assignee_id"],
+            **event_base(doc), item_id=doc["item_id"], severity=doc["severity"], assignee_id=doc["assignee_id"],
             fixed_on_spot=doc["fixed_on_spot"],
         ))
         _trail(uow, "rectification.create", doc,
@@ -307,6 +308,6 @@ async def cancel_overturned_in(uow: UnitOfWork, decided: AppealDecided) -> Doc |
     reason = f"finding overturned on appeal {decided.appeal_id}"
     changed = await _write(uow, rect, workflow.cancelled(rect, _actor(uow), reason, uow.now))
     await store.adjust_open_count(uow.db, uow.session, rect["audit_id"], -1)
-    _emit(uow, changed, RectificationCancelled(**_base(changed), reason=reason))
+    _emit(uow, changed, RectificationCancelled(**event_base(changed), reason=reason))
     _trail(uow, "rectification.cancel", changed, {"reason": reason})
     return changed

@@ -31,6 +31,7 @@ from server.db import Database, Doc
 from server.domain.reminders import ReminderPlan, ReminderPolicy, roles_for_level, step_kind
 from server.notify import channels as notify
 from server.notify.messages import format_local, item_text, rectification_data, rectification_params, render
+from server.services.rectifications import event_base
 from server.storage import notifications as inbox
 from server.storage import rectifications as store
 
@@ -158,14 +159,7 @@ async def _record(
             ),
             **subject,
         )
-    base = {
-        "rectification_id": rect["_id"],
-        "finding_id": rect["finding_id"],
-        "audit_id": rect["audit_id"],
-        "branch_id": rect["branch_id"],
-        "status": rect["status"],
-        "due_at": rect["due_at"],
-    }
+    base = event_base(rect)
     if plan.overdue and not rect.get("overdue"):
         uow.emit(RectificationOverdue(**base), region_id=rect.get("region_id"), **subject)
         uow.record("rectification.overdue", "rectification", rect["_id"], {"due_at": rect["due_at"].isoformat()},
