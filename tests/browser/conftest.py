@@ -57,7 +57,7 @@ class ShiftingClock:
 
 
 @pytest.fixture
-def clock() -> ShiftingClock:  # type: ignore[override]
+def clock() -> ShiftingClock:
     return ShiftingClock()
 
 
@@ -90,6 +90,14 @@ def phone_photo(seed: int, *, size_bytes: int = 0, taken: datetime | None = None
             break
         side *= (size_bytes / len(data)) ** 0.5
     return data
+
+
+def camera_photo(seed: int) -> bytes:
+    """A 12-megapixel phone camera JPEG of about 2 MB, with the camera's EXIF."""
+    exif = exif_bytes(taken=datetime(2026, 11, 2, 9, 30), offset="+08:00", gps=(31.2397, 121.4998))
+    out = io.BytesIO()
+    noisy_scene(4000, 3000, seed=seed, noise=10).save(out, "JPEG", quality=85, exif=exif)
+    return out.getvalue()
 
 
 @dataclass

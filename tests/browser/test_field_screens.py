@@ -15,7 +15,6 @@ from tests.browser.field_steps import (
     answer_service,
     open_visit_and_start,
     server_audit,
-    submit,
 )
 
 AXE = Path(__file__).resolve().parents[2] / "web" / "node_modules" / "axe-core" / "axe.min.js"
