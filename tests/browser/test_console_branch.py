@@ -28,9 +28,15 @@ async def test_released_audit_reaches_the_branch_head_who_submits_a_fix_on_3g(
     audit = await submitted_audit(console_world, fail=("hall_clean", "wait_minutes"))
     reviewer = await desk("en")
     await console_sign_in(reviewer, console_world, "compliance")
+    await choose_language(reviewer, "en")
+    await reviewer.goto("/app/review")
     await reviewer.locator(f"[data-audit='{audit['audit_id']}'] a").click()
     await reviewer.locator("[data-test=release]").wait_for()
-    await reviewer.locator("[data-item=hall_clean] [data-test=photo]").first.wait_for()
+    await reviewer.locator("[data-item=hall_clean] img[src^='blob:']").first.wait_for()
+    # Capture and upload dates apart, and the flag in words: the test photo's EXIF says 2 November.
+    facts = reviewer.locator("[data-test=photo-facts]").first
+    assert "uploaded" in await facts.inner_text()
+    await reviewer.locator("[data-flag=photo_capture_outside_visit]").first.wait_for()
     await shoot(reviewer, "console-review-audit-en")
     await reviewer.click("[data-test=release]")
     await reviewer.locator("[data-test=review-done]").wait_for()
