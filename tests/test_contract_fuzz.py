@@ -35,7 +35,8 @@ def live_server(mongo_uri: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
     env = {**os.environ, "MONGODB_URI": mongo_uri, "DATABASE_NAME": f"fuzz_{uuid.uuid4().hex[:12]}",
            "JWT_SECRET": uuid.uuid4().hex * 2, "PORT": str(port), "VAR_DIR": str(var_dir),
            "LOG_LEVEL": "ERROR", "ARGON2_TIME_COST": "1", "ARGON2_MEMORY_KIB": "1024",
-           "WEBHOOK_ALLOW_PRIVATE": "false", "LOGIN_MAX_FAILURES": "1000000"}
+           "WEBHOOK_ALLOW_PRIVATE": "false", "LOGIN_MAX_FAILURES": "1000000", "LOGIN_FREE_FAILURES": "1000000",
+           "LOGIN_ADDRESS_MAX_USERNAMES": "1000000", "SEED_DEMO": "true"}
     log = (var_dir / "server.log").open("wb")
     proc = subprocess.Popen([sys.executable, "-m", "server.cli", "serve"], cwd=ROOT, env=env,
                             stdout=log, stderr=subprocess.STDOUT)
