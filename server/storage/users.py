@@ -1,12 +1,11 @@
-"""Users, sessions (refresh-token families) and login throttling."""
+"""Users. Their sessions, refresh tokens and login throttling are in server.storage.auth."""
 
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta
 from typing import Any
 
-from pymongo import ASCENDING, IndexModel, ReturnDocument
+from pymongo import ASCENDING, IndexModel
 from pymongo.asynchronous.client_session import AsyncClientSession
 
 from server.db import Database, Doc
@@ -19,9 +18,6 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("branch_id", ASCENDING), ("_id", ASCENDING)]),
         IndexModel([("region_id", ASCENDING), ("_id", ASCENDING)]),
     ],
-    "sessions": [IndexModel("user_id"), IndexModel("expires_at", expireAfterSeconds=0)],
-    "refresh_tokens": [IndexModel("session_id"), IndexModel("expires_at", expireAfterSeconds=0)],
-    "login_failures": [IndexModel("expires_at", expireAfterSeconds=0)],
 }
 
 
@@ -61,93 +57,6 @@ async def page(db: Database, filters: dict[str, Any], limit: int, cursor: str | 
 
 async def with_role(db: Database, role: str, extra: dict[str, Any] | None = None) -> list[Doc]:
     return await db.users.find({"role": role, "active": {"$ne": False}, **(extra or {})}).sort("_id", 1).to_list()
-
-
-# --- sessions and refresh tokens -----------------------------------------------------------------
-
-
-async def open_session(db: Database, session_id: str, user_id: str, now: datetime, ttl_s: int) -> None:
-    await db.sessions.insert_one(
-        {"_id": session_id, "user_id": user_id, "created_at": now, "expires_at": now + timedelta(seconds=ttl_s)}
-    )
-
-
-async def store_refresh_token(db: Database, digest: str, session_id: str, user_id: str, now: datetime,
-                              ttl_s: int) -> None:
-    await db.refresh_tokens.insert_one(
-        {"_id": digest, "session_id": session_id, "user_id": user_id, "issued_at": now,
-         "expires_at": now + timedelta(seconds=ttl_s), "used_at": None}
-    )
-
-
-async def use_refresh_token(db: Database, digest: str, now: datetime) -> tuple[str, Doc | None]:
-    """Mark a refresh token used. Returns ("ok"|"reused"|"unknown", token doc)."""
-    # update_one, not find_one_and_update: on SecantusDB the latter scans the collection even on _id, and
-    # this one grows with every login. The conditional update still lets exactly one caller use a token.
-    result = await db.refresh_tokens.update_one(
-        {"_id": digest, "used_at": None, "expires_at": {"$gt": now}}, {"$set": {"used_at": now}}
-    )
-    existing = await db.refresh_tokens.find_one({"_id": digest})
-    if result.modified_count == 1 and existing is not None:
-        return "ok", existing
-    if existing is None:
-        return "unknown", None
-    if existing.get("used_at") is not None:
-        return "reused", existing
-    return "unknown", existing  # expired
-
-
-async def revoke_session(db: Database, session_id: str, now: datetime, reason: str, access_ttl_s: int) -> None:
-    """End a login: its refresh tokens stop working, and its access tokens at the next request."""
-    session = await db.sessions.find_one_and_update(
-        {"_id": session_id, "revoked_at": None}, {"$set": {"revoked_at": now, "revoked_reason": reason}}
-    )
-    if session is None:
-        return
-    # Access tokens are checked against this list; entries are dropped once such tokens have expired anyway.
-    await db.users.update_one({"_id": session["user_id"]},
-                              {"$pull": {"revoked_sessions": {"until": {"$lte": now}}}})
-    await db.users.update_one(
-        {"_id": session["user_id"]},
-        {"$push": {"revoked_sessions": {"sid": session_id, "until": now + timedelta(seconds=access_ttl_s)}}},
-    )
-
-
-async def session_active(db: Database, session_id: str) -> bool:
-    doc = await db.sessions.find_one({"_id": session_id})
-    return doc is not None and not doc.get("revoked_at")
-
-
-# --- login throttling ----------------------------------------------------------------------------
-
-
-async def throttle_state(db: Database, keys: list[str], now: datetime) -> datetime | None:
-    """The latest lock expiry among `keys` still in force, if any."""
-    docs = await db.login_failures.find({"_id": {"$in": keys}, "locked_until": {"$gt": now}}).to_list()
-    return max((d["locked_until"] for d in docs), default=None)
-
-
-async def record_failure(db: Database, key: str, now: datetime, window_s: int, max_failures: int) -> None:
-    window = timedelta(seconds=window_s)
-    doc = await db.login_failures.find_one_and_update(
-        {"_id": key},
-        [
-            {"$set": {
-                "count": {"$cond": [{"$gt": ["$expires_at", now]}, {"$add": [{"$ifNull": ["$count", 0]}, 1]}, 1]},
-                "expires_at": {"$cond": [{"$gt": ["$expires_at", now]}, "$expires_at", now + window]},
-            }}
-        ],
-        upsert=True,
-        return_document=ReturnDocument.AFTER,
-    )
-    if doc and doc.get("count", 0) >= max_failures:
-        await db.login_failures.update_one(
-            {"_id": key}, {"$set": {"locked_until": now + window, "expires_at": now + window}}
-        )
-
-
-async def clear_failures(db: Database, key: str) -> None:
-    await db.login_failures.delete_one({"_id": key})
 
 
 # --- administration --------------------------------------------------------------------------------
