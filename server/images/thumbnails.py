@@ -14,6 +14,9 @@ from server.images.support import open_image
 THUMBNAIL_SIZES: tuple[int, ...] = (320, 1280)
 # Good enough for a list view or a finding card; thumbnails are re-made from the original if needed.
 THUMBNAIL_QUALITY = 82
+# Bicubic rather than Lanczos: measured 19 vs 25 ms to scale a 1600x1200 photo to 1280 (the largest part of
+# making both thumbnails when draft mode cannot help), with no difference visible at thumbnail size.
+THUMBNAIL_RESAMPLING = Image.Resampling.BICUBIC
 
 
 def make_thumbnails(data: bytes, sizes: tuple[int, ...] | list[int], *, draft: bool = True) -> dict[int, bytes]:
@@ -37,7 +40,7 @@ def make_thumbnails(data: bytes, sizes: tuple[int, ...] | list[int], *, draft: b
         if current.mode != "RGB":
             current = current.convert("RGB")
         for size in sorted(set(sizes), reverse=True):
-            current.thumbnail((size, size), Image.Resampling.LANCZOS)  # in place; never enlarges
+            current.thumbnail((size, size), THUMBNAIL_RESAMPLING)  # in place; never enlarges
             out = io.BytesIO()
             current.save(out, "JPEG", quality=THUMBNAIL_QUALITY)
             made[size] = out.getvalue()
