@@ -20,7 +20,7 @@ from schemas.audit_events import (
 )
 from schemas.audits import AnswerIn, AuditStart
 from schemas.checklist import Checklist
-from server.context import Services, UnitOfWork
+from server.context import ActorInfo, Services, UnitOfWork
 from server.db import Doc
 from server.domain import access, audit_rules, audit_start
 from server.domain import answers as answer_rules
@@ -256,7 +256,7 @@ async def answer_audit(services: Services, caller: Principal, command: AnswerAud
 
 async def _store_answers(
     services: Services,
-    actor: Any,
+    actor: ActorInfo,
     audit: Doc,
     candidates: dict[str, dict[str, Any]],
     *,

@@ -9,6 +9,7 @@ Each command writes the state change (server.domain.rectifications), its history
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -135,9 +136,10 @@ async def visible_rectification(services: Services, who: Principal, rect_id: str
     return rect
 
 
-async def _command(
-    services: Services, caller: Principal, rect_id: str, origin: Origin, step: Any
-) -> Doc:
+Step = Callable[[UnitOfWork, Doc], Awaitable[Doc]]
+
+
+async def _command(services: Services, caller: Principal, rect_id: str, origin: Origin, step: Step) -> Doc:
     """Run `step(uow, rect)` on a rectification the caller can see, in one transaction."""
     await visible_rectification(services, caller, rect_id)
 
@@ -145,8 +147,7 @@ async def _command(
         rect = await store.by_id(uow.db, rect_id, uow.session)
         if rect is None:
             raise NotFound("Rectification not found")
-        changed: Doc = await step(uow, rect)
-        return changed
+        return await step(uow, rect)
 
     return await services.transact(actor_of(caller, origin), work)
 
