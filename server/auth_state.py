@@ -59,7 +59,7 @@ class AuthCache:
         if entry is None or entry[0] < time.monotonic():
             return None
         self.hits += 1
-        return entry[1]
+        return dict(entry[1])  # a copy: a handler changing the request's user must not change the cache
 
     def put(self, user_id: str, user: Doc, generation: int) -> None:
         if not self.enabled or generation != self.generation or self.ttl_s <= 0:
