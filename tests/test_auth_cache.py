@@ -7,8 +7,11 @@ import asyncio
 import time
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from aiohttp import ClientSession
+from pymongo.errors import OperationFailure
 
+from server.app import bootstrap
 from server.auth_state import auth_state, revocations_reach_every_instance
 from server.clock import FakeClock
 from server.context import ActorInfo, Services, UnitOfWork
@@ -16,7 +19,7 @@ from server.sessions import end_sessions_of_user
 from server.settings import Settings
 from server.storage import auth as auth_store
 from tests.conftest import Api
-from tests.instances import another_instance
+from tests.instances import another_instance, serving
 
 
 async def _cache_on(*instances: Services) -> None:
@@ -103,3 +106,29 @@ async def test_an_instance_that_never_confirms_delays_a_revocation_by_a_bounded_
     assert 1.5 < time.monotonic() - started < 5
     assert services.metrics.counters["auth_revocation_ack_timeouts_total"] == 1
     assert await _me(api.session, api.base, token) == 401
+
+
+async def test_without_a_change_stream_an_instance_caches_nothing(
+        api: Api, services: Services, settings: Settings, mongo_uri: str, clock: FakeClock,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    other = bootstrap(settings.model_copy(), mongo_uri, clock=clock)
+
+    def no_change_streams(*args: object, **kwargs: object) -> None:
+        raise OperationFailure("The $changeStream stage is only supported on replica sets", code=40573)
+
+    monkeypatch.setattr(other.db, "watch", no_change_streams)
+    try:
+        async with serving(other) as other_base:
+            await _cache_on(services)
+            tokens = await api.login("inspector")
+            for _ in range(3):
+                assert await _me(api.session, other_base, tokens["access_token"]) == 200
+            state = auth_state(other)
+            assert state.cache.enabled is False and state.cache.hits == 0
+            # It never registered, so a revocation does not wait for it; it reads the database and refuses.
+            assert (await api.call("POST", "/api/v1/auth/logout",
+                                   headers={"Authorization": f"Bearer {tokens['access_token']}"})).status == 200
+            assert services.metrics.counters["auth_revocation_ack_timeouts_total"] == 0
+            assert await _me(api.session, other_base, tokens["access_token"]) == 401
+    finally:
+        await other.client.close()
