@@ -103,7 +103,7 @@ async def test_an_instance_that_never_confirms_delays_a_revocation_by_a_bounded_
     token = (await api.login("inspector"))["access_token"]
     started = time.monotonic()
     assert (await api.call("POST", "/api/v1/auth/logout", headers={"Authorization": f"Bearer {token}"})).status == 200
-    assert 1.5 < time.monotonic() - started < 5
+    assert 1.5 < time.monotonic() - started < 10  # ACK_TIMEOUT_S, with room for a loaded machine
     assert services.metrics.counters["auth_revocation_ack_timeouts_total"] == 1
     assert await _me(api.session, api.base, token) == 401
 
