@@ -59,3 +59,9 @@ async def test_generated_history_is_what_the_workflow_produces(api: Api, service
     assert verified is None or verified["status"] == "verified"
     findings = await services.db.findings.find({}, {"checklist_version": 1, "auditor_id": 1}).to_list()
     assert all(f["checklist_version"] and f["auditor_id"] for f in findings)
+    # Audits too: answered, scored item by item, and readable like any other.
+    audit = await services.db.audits.find_one({"status": "released", "finding_counts.major": {"$gt": 0}})
+    assert audit is not None and audit["answers"] and audit["result"]["breakdown"]
+    assert audit["start_request"]["checklist_key"] == audit["checklist_key"]
+    seen = await api.json("GET", f"/api/v1/audits/{audit['_id']}", "compliance", expect=200)
+    assert seen["score"] == audit["score"] and len(seen["findings"]) >= 1

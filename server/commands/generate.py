@@ -18,14 +18,18 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from schemas.checklist import Checklist
+from schemas.audits import AuditStart, CheckinLocation
+from schemas.checklist import Checklist, Item
 from server.context import ActorInfo, Services
 from server.db import Doc
+from server.domain import answers as answer_rules
+from server.domain import audit_rules, audit_start
 from server.domain import rectification_rules as rules
 from server.domain import rectifications as workflow
+from server.domain.access import Principal
 from server.domain.rectifications import Actor
-from server.domain.scoring import grade_for
-from server.domain.submission import new_finding
+from server.domain.scoring import score_audit
+from server.domain.submission import build_findings, finding_counts, rescored, submitted_changes
 from server.settings import Settings
 from server.storage import reports
 from server.storage.audits import history_key
@@ -137,7 +141,9 @@ async def ensure_org(services: Services, branches: int | None, rng: random.Rando
         chosen = branch_docs
     else:
         chosen = await db.branches.find(
-            {}, {"code": 1, "name": 1, "region_id": 1, "timezone": 1, "head_user_id": 1}
+            {"location": {"$exists": True}},
+            {"code": 1, "name": 1, "region_id": 1, "timezone": 1, "head_user_id": 1, "location": 1,
+             "geofence_m": 1, "branch_type": 1},
         ).to_list()
         if not chosen:
             return await ensure_org(services, 20, rng)
@@ -151,22 +157,44 @@ async def ensure_org(services: Services, branches: int | None, rng: random.Rando
     return Org(chosen, auditors, [f"gen-program-{p}" for p in range(4)])
 
 
-def _score(checklist: Checklist, failed: set[str]) -> tuple[float, list[Doc], bool]:
-    """Yes/no scoring of the shipped checklist: section points over max, sections weighted."""
-    sections = []
-    weighted = total_weight = 0.0
-    critical_failed = False
-    for section in checklist.sections:
-        scored = [i for i in section.items if i.scored]
-        maximum = sum(i.weight for i in scored)
-        points = sum(i.weight for i in scored if i.id not in failed)
-        critical_failed = critical_failed or any(i.critical and i.id in failed for i in scored)
-        score = round(points / maximum * 100, 2) if maximum else None
-        sections.append({"id": section.id, "score": score, "max": round(maximum, 2), "points": round(points, 2)})
-        if score is not None:
-            weighted += score * section.weight
-            total_weight += section.weight
-    return (round(weighted / total_weight, 2) if total_weight else 0.0), sections, critical_failed
+def _started(
+    branch: Doc, auditor_id: str, auditor_role: str, auditor_name: str, checklist: Checklist, version: int,
+    started_at: datetime, rng: random.Random,
+) -> Doc:
+    """The audit a start at the branch makes (now and then checked in 2 km away, which is flagged)."""
+    who = Principal(user_id=auditor_id, username=auditor_id, role=auditor_role, display_name=auditor_name,
+                    region_id=None, branch_id=None, home_branch_id=None, language="en", session_id="")
+    lat, lon = branch["location"]["lat"], branch["location"]["lon"]
+    if rng.random() < 0.02:
+        lat += 0.02
+    body = AuditStart(branch_id=branch["_id"], checklist_key=checklist.key, started_at=started_at,
+                      location=CheckinLocation(lat=lat, lon=lon, accuracy_m=10))
+    return audit_start.new_audit(
+        str(uuid.uuid4()), who=who, body=body, request_doc=body.model_dump(mode="json"), branch=branch,
+        assignment=None, checklist_channel=checklist.channel, checklist_version=version, now=started_at,
+    )
+
+
+def _value(item: Item, passes: bool) -> Any:
+    """An answer to `item` that meets its standard, or one that does not (where it can fail at all)."""
+    if item.type == "yes_no":
+        return passes
+    if item.type == "rating" and item.scale is not None:
+        return item.scale.max if passes or item.scale.min >= item.scale.pass_at else item.scale.min
+    rule = item.rule()
+    if item.type in ("number", "timer") and rule is not None:
+        below, above = rule.value - 1, rule.value + 1
+        if rule.op in ("<", "<="):
+            return below if passes else above
+        if rule.op in (">", ">="):
+            return above if passes else below
+        return rule.value if passes else above
+    if item.options:
+        passing = [o.id for o in item.options if o.passing]
+        failing = [o.id for o in item.options if not o.passing] or passing
+        chosen = passing[0] if passes else failing[0]
+        return [chosen] if item.type == "multi_choice" else chosen
+    return "as expected"
 
 
 def _rectification(
@@ -239,7 +267,8 @@ async def generate_history(
     now = services.clock.now()
     checklist, version = await ensure_checklist(services)
     org = await ensure_org(services, branches, rng)
-    items = [(section.id, item) for section in checklist.sections for item in section.items if item.scored]
+    every_item = [(section.id, item) for section in checklist.sections for item in section.items]
+    items = [(section_id, item) for section_id, item in every_item if item.scored]
     # each branch has its own few chronic weaknesses; elsewhere items fail rarely
     weak = {b["_id"]: set(rng.sample([i.id for _, i in items], k=min(3, len(items)))) for b in org.branches}
     span = timedelta(days=30 * months)
@@ -267,79 +296,47 @@ async def generate_history(
             for _, i in items
             if rng.random() < (0.45 if i.id in weak[branch["_id"]] else (0.01 if i.critical else 0.06))
         }
-        score, sections, critical_failed = _score(checklist, failed)
-        grade = grade_for(checklist, score, critical_failed)
-        audit_id = str(uuid.uuid4())
-        program_id = rng.choice(org.program_ids)
-        counts = {"minor": 0, "major": 0, "critical": 0}
-        open_rects = 0
-        # What the finding and rectification constructors read of their audit.
-        audit_ref = {
-            "_id": audit_id, "branch_id": branch["_id"], "region_id": branch["region_id"], "program_id": program_id,
-            "checklist_key": checklist.key, "checklist_version": version, "covert": auditor_role == "mystery_shopper",
-            "auditor_id": auditor_id, "auditor_role": auditor_role,
-        }
-        for section_id, item in items:
-            if item.id not in failed:
-                continue
-            counts[item.severity] += 1
-            finding = new_finding(
-                audit_ref,
-                item=item,
-                section_id=section_id,
-                answer={"value": False, "fixed_on_spot": rng.random() < 0.1},
-                photo_ids=[],
-                now=submitted_at,
-                submission=1,
+        # Started, answered, submitted and released as the commands would, on the same constructors.
+        audit = _started(branch, auditor_id, auditor_role, auditor_name, checklist, version, started_at, rng)
+        audit["program_id"] = rng.choice(org.program_ids)
+        audit["history_key"] = history_key(started_at, audit["_id"])
+        answers = {
+            item.id: answer_rules.stored_answer(
+                {"value": _value(item, item.id not in failed), "answered_at": started_at,
+                 "fixed_on_spot": item.id in failed and auditor_role == "inspector" and rng.random() < 0.1},
+                started_at,
             )
-            finding["released_at"] = released_at
-            if rng.random() < 0.02:
-                finding["status"] = "overturned"
+            for _, item in every_item
+            if item.type != "photo"
+        }
+        audit.update(answers=answers, answers_rev=len(answers))
+        scored = score_audit(checklist, audit_rules.answers_of(answers), branch_type=audit.get("branch_type"),
+                             channel=audit["channel"])
+        audit_findings = build_findings(audit, checklist, scored, {}, submitted_at, 1)
+        audit.update(submitted_changes(scored, audit_findings, submitted_at, 1,
+                                       status=audit_rules.next_status(audit["status"], "submit")))
+        if released_at is not None:
+            audit.update(status=audit_rules.next_status(audit["status"], "release"), released_at=released_at,
+                         updated_at=released_at)
+            for finding in audit_findings:
+                finding["released_at"] = released_at
+                if rng.random() < 0.02:  # overturned on appeal, the audit scored again
+                    finding["status"] = "overturned"
+            overturned = {f["item_id"] for f in audit_findings if f["status"] == "overturned"}
+            if overturned:
+                again = rescored(checklist, audit, overturned)
+                result = {**again.model_dump(mode="json"), "findings": audit["result"]["findings"]}
+                audit.update(result=result, score=again.score, grade=again.grade,
+                             critical_failed=again.critical_failed, finding_counts=finding_counts(audit_findings))
+        open_rects = 0
+        for finding in audit_findings:
             findings.append(finding)
             if released_at is not None:
-                rect = _rectification(services, finding, audit_ref, branch, checklist, released_at, now, rng)
+                rect = _rectification(services, finding, audit, branch, checklist, released_at, now, rng)
                 open_rects += rect["status"] in rules.ACTIVE
                 rects.append(rect)
-        audits.append(
-            {
-                "_id": audit_id,
-                "assignment_id": None,
-                "program_id": program_id,
-                "branch_id": branch["_id"],
-                "region_id": branch["region_id"],
-                "branch_timezone": branch.get("timezone"),
-                "checklist_key": checklist.key,
-                "checklist_version": version,
-                "channel": "in_branch",
-                "covert": auditor_role == "mystery_shopper",
-                "auditor_id": auditor_id,
-                "auditor_role": auditor_role,
-                "auditor_name": auditor_name,
-                "status": "released" if released else "submitted",
-                "started_at": started_at,
-                "history_key": history_key(started_at, audit_id),
-                "checkin": {"at": started_at, "flags": []},
-                "answers": {},
-                "submitted_at": submitted_at,
-                "released_at": released_at,
-                "score": score,
-                "grade": grade,
-                "critical_failed": critical_failed,
-                "result": {
-                    "score": score,
-                    "grade": grade,
-                    "critical_failed": critical_failed,
-                    "sections": sections,
-                    "breakdown": [],
-                    "rules_version": 1,
-                },
-                "finding_counts": counts,
-                "open_rectifications": open_rects,
-                "flags": ["gps_mismatch"] if rng.random() < 0.02 else [],
-                "created_at": started_at,
-                "updated_at": released_at or submitted_at,
-            }
-        )
+        audit["open_rectifications"] = open_rects
+        audits.append(audit)
         if len(audits) >= INSERT_BATCH:
             await flush()
     await flush()
