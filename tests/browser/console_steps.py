@@ -3,6 +3,7 @@ the API the way phones make them (real photos with EXIF), for branch heads, mana
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ import pytest
 from aiohttp import ClientSession, FormData
 
 from server.context import Services
+from server.settings import Settings
 from tests.audit_factories import publish_checklist
 from tests.browser.conftest import (
     BRANCH_CODE,
@@ -48,6 +50,13 @@ class ConsoleWorld:
     async def user(self, role: str) -> dict[str, Any]:
         me: dict[str, Any] = await self.api.json("GET", "/api/v1/me", role, expect=200)
         return me
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """The harness's settings with a quick live stream: a heartbeat every half second lets the server notice a
+    closed page (and end its stream handler) before the test server stops."""
+    return settings.model_copy(update={"sse_poll_s": 0.25, "sse_heartbeat_s": 0.5})
 
 
 @pytest.fixture
@@ -136,6 +145,7 @@ async def desk(browser: Any, console_world: ConsoleWorld) -> AsyncIterator[NewPa
     yield open_page
     for context in contexts:
         await context.close()
+    await asyncio.sleep(0.8)  # the streams' next heartbeat finds the pages gone and their handlers end
     assert not problems, problems
 
 
@@ -156,5 +166,6 @@ __all__ = [
     "console_world",
     "desk",
     "released_audit",
+    "settings",
     "submitted_audit",
 ]

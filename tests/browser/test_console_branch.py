@@ -14,12 +14,13 @@ from tests.browser.console_steps import (
     console_world,
     desk,
     released_audit,
+    settings,
     submitted_audit,
 )
 from tests.browser.test_field_3g import THREE_G, throttle
 from tests.browser.test_field_screens import choose_language
 
-__all__ = ["console_world", "desk"]
+__all__ = ["console_world", "desk", "settings"]
 JPEG = "image/jpeg"
 
 

@@ -12,9 +12,17 @@ from zoneinfo import ZoneInfo
 
 from server.jobs.dispatcher import drain
 from tests.browser.conftest import PHONE, shoot
-from tests.browser.console_steps import ConsoleWorld, NewPage, console_sign_in, console_world, desk, released_audit
+from tests.browser.console_steps import (
+    ConsoleWorld,
+    NewPage,
+    console_sign_in,
+    console_world,
+    desk,
+    released_audit,
+    settings,
+)
 
-__all__ = ["console_world", "desk"]
+__all__ = ["console_world", "desk", "settings"]
 
 DUMP_STORAGE = """async () => {
   const read = (request) => new Promise((resolve, reject) => {

@@ -16,10 +16,11 @@ from tests.browser.console_steps import (
     console_world,
     desk,
     released_audit,
+    settings,
     submitted_audit,
 )
 
-__all__ = ["console_world", "desk"]
+__all__ = ["console_world", "desk", "settings"]
 
 
 async def test_history_csv_download_equals_the_export_for_the_same_filter(

@@ -7,9 +7,17 @@ from datetime import timedelta
 
 from server.jobs.dispatcher import drain
 from tests.browser.conftest import PHONE, shoot
-from tests.browser.console_steps import ConsoleWorld, NewPage, console_sign_in, console_world, desk, released_audit
+from tests.browser.console_steps import (
+    ConsoleWorld,
+    NewPage,
+    console_sign_in,
+    console_world,
+    desk,
+    released_audit,
+    settings,
+)
 
-__all__ = ["console_world", "desk"]
+__all__ = ["console_world", "desk", "settings"]
 
 
 async def test_a_program_is_created_its_visits_generated_and_shown_on_the_calendar(

@@ -19,11 +19,12 @@ from tests.browser.console_steps import (
     console_world,
     desk,
     released_audit,
+    settings,
     submitted_audit,
 )
 from tests.browser.test_field_screens import axe_problems, choose_language
 
-__all__ = ["console_world", "desk"]
+__all__ = ["console_world", "desk", "settings"]
 
 
 async def seed(world: ConsoleWorld) -> dict[str, str]:
