@@ -162,6 +162,7 @@ __all__ = [
     "DESKTOP",
     "PHONE",
     "ConsoleWorld",
+    "NewPage",
     "console_sign_in",
     "console_world",
     "desk",
