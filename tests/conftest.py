@@ -23,6 +23,16 @@ from server.demo import seed_demo
 from server.embedded import EmbeddedMongo, EmbeddedServer
 from server.settings import Settings
 
+# Also run on the Python fallback server by `make test` (-m smoke): logins, a phone's whole audit with its
+# photos, and the rectification work it opens.
+SMOKE_MODULES = {"test_auth.py", "test_audits_api.py", "test_photos_api.py", "test_rectifications_api.py"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.path.name in SMOKE_MODULES:
+            item.add_marker(pytest.mark.smoke)
+
 
 def pytest_report_header() -> str:
     if os.environ.get("MONGODB_URI"):

@@ -40,9 +40,12 @@ async def own(tmp_path: Path, settings: Settings, clock: FakeClock) -> AsyncIter
     """An app on its own embedded server with a real data directory, so the test may kill it."""
     server = EmbeddedMongo(str(tmp_path / "db"), log_path=tmp_path / "db.log")
     await asyncio.to_thread(server.start)
-    # db_transaction_budget_s: a request's deadline, for all its database calls
+    # db_transaction_budget_s: a request's deadline, for all its database calls. auth_cache_s=0: no
+    # revocation listener, whose change stream parks a getMore for 10 s that secantusd-rs waits out before it
+    # stops (each stop here took 10 s); the authentication cache is tested in test_auth_cache.py.
     settings = settings.model_copy(
-        update={"db_timeout_ms": 700, "db_socket_timeout_ms": 1500, "db_transaction_budget_s": 3.0}
+        update={"db_timeout_ms": 700, "db_socket_timeout_ms": 1500, "db_transaction_budget_s": 3.0,
+                "auth_cache_s": 0}
     )
     services = bootstrap(settings, server.uri, clock=clock)
     await ensure_indexes(services.db)
