@@ -119,6 +119,12 @@ def emit_audit_event(uow: UnitOfWork, audit: Doc, payload: BaseModel) -> None:
              region_id=audit["region_id"])
 
 
+def emit_finding_event(uow: UnitOfWork, audit: Doc, finding: Doc, payload: BaseModel) -> None:
+    """An event about one finding of the audit, filterable by the audit, its branch and region."""
+    uow.emit(payload, subject_type="finding", subject_id=finding["_id"], audit_id=audit["_id"],
+             branch_id=audit["branch_id"], region_id=audit["region_id"])
+
+
 async def _set_assignment(uow: UnitOfWork, audit: Doc, audit_status: str) -> None:
     """An assignment's status follows its audit's."""
     if audit.get("assignment_id"):
@@ -368,26 +374,15 @@ async def _try_submit(services: Services, caller: Principal, origin: Origin, aud
 
 def _emit_submitted(uow: UnitOfWork, audit: Doc, changes: dict[str, Any], findings: list[Doc]) -> None:
     """audit.submitted, then finding.created for each finding."""
-    ids = {"branch_id": audit["branch_id"], "region_id": audit["region_id"]}
     emit_audit_event(uow, audit, AuditSubmitted(
         audit_id=audit["_id"], branch_id=audit["branch_id"], region_id=audit["region_id"], score=changes["score"],
         grade=changes["grade"], critical_failed=changes["critical_failed"], finding_ids=[f["_id"] for f in findings],
     ))
     for f in findings:
-        uow.emit(
-            FindingCreated(
-                finding_id=f["_id"],
-                audit_id=audit["_id"],
-                branch_id=audit["branch_id"],
-                item_id=f["item_id"],
-                severity=f["severity"],
-                fixed_on_spot=f["fixed_on_spot"],
-            ),
-            subject_type="finding",
-            subject_id=f["_id"],
-            audit_id=audit["_id"],
-            **ids,
-        )
+        emit_finding_event(uow, audit, f, FindingCreated(
+            finding_id=f["_id"], audit_id=audit["_id"], branch_id=audit["branch_id"], item_id=f["item_id"],
+            severity=f["severity"], fixed_on_spot=f["fixed_on_spot"],
+        ))
 
 
 # --- review ---------------------------------------------------------------------------------------
@@ -437,18 +432,10 @@ async def return_audit(services: Services, caller: Principal, command: ReturnAud
         withdrawn = await store.findings_of(uow.db, audit["_id"], session=uow.session)
         await store.delete_findings(uow.db, audit["_id"], uow.session)
         for finding in withdrawn:
-            uow.emit(
-                FindingWithdrawn(
-                    finding_id=finding["_id"],
-                    audit_id=audit["_id"],
-                    branch_id=audit["branch_id"],
-                    item_id=finding["item_id"],
-                ),
-                subject_type="finding",
-                subject_id=finding["_id"],
-                audit_id=audit["_id"],
-                branch_id=audit["branch_id"],
-            )
+            emit_finding_event(uow, audit, finding, FindingWithdrawn(
+                finding_id=finding["_id"], audit_id=audit["_id"], branch_id=audit["branch_id"],
+                item_id=finding["item_id"],
+            ))
         await _set_assignment(uow, audit, status)
         emit_audit_event(
             uow, audit, AuditReturned(audit_id=audit["_id"], branch_id=audit["branch_id"], comment=command.comment)
