@@ -4,6 +4,11 @@ EMBEDDED_DB=rust|python chooses."""
 from __future__ import annotations
 
 import logging
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -72,3 +77,30 @@ def test_a_throwaway_rust_database_is_removed_when_it_stops(tmp_path: Path) -> N
     assert scratch is not None and Path(scratch).is_dir()
     server.stop()
     assert not Path(scratch).exists()
+
+
+def test_the_database_stops_when_the_process_that_started_it_is_killed(tmp_path: Path) -> None:
+    """Else it outlives a SIGKILLed server or test run, holding its data directory."""
+    script = ("import sys, time\n"
+              "from server.embedded import EmbeddedMongo\n"
+              "server = EmbeddedMongo(sys.argv[1])\n"
+              "server.start()\n"
+              "print(server.process.pid, flush=True)\n"
+              "time.sleep(60)\n")
+    with subprocess.Popen([sys.executable, "-c", script, str(tmp_path / "db")], stdout=subprocess.PIPE,
+                          text=True, cwd=Path(__file__).resolve().parents[1]) as starter:
+        assert starter.stdout is not None
+        database_pid = int(starter.stdout.readline())
+        os.kill(starter.pid, signal.SIGKILL)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and _alive(database_pid):
+        time.sleep(0.1)
+    assert not _alive(database_pid), "the database outlived the process that started it"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
