@@ -2,7 +2,9 @@
 // on the role (field roles get their visits; the console adds its homes to HOME_BY_ROLE).
 import { createRouter, createWebHistory, type RouteLocationRaw, type RouteRecordRaw } from "vue-router";
 import { currentSession, loadSession } from "./auth/session.ts";
+import { adminRoutes } from "./admin/routes.ts";
 import { consoleRoutes } from "./console/routes.ts";
+import { loadArea } from "./i18n.ts";
 
 export const FIELD_ROLES = ["inspector", "mystery_shopper"] as const;
 
@@ -25,6 +27,7 @@ export const HOME_BY_ROLE: Record<string, RouteLocationRaw> = {
   branch_head: { name: "branch-home" },
   regional_manager: { name: "region-home" },
   compliance: { name: "review-queue" },
+  admin: { name: "admin-users" },
 };
 
 const field = { roles: FIELD_ROLES };
@@ -43,6 +46,7 @@ export const routes: RouteRecordRaw[] = [
   { path: "/sync", name: "sync", component: () => import("./field/SyncView.vue"), meta: { ...field, title: "field.sync.title" } },
   { path: "/settings", name: "settings", component: () => import("./field/SettingsView.vue"), meta: { title: "common.settings.title" } },
   ...consoleRoutes,
+  ...adminRoutes,
   { path: "/:rest(.*)*", name: "not-found", redirect: () => homeRoute() },
 ];
 
@@ -58,6 +62,8 @@ export function createAppRouter() {
     const session = currentSession.value ?? (await loadSession());
     if (to.meta.public) return true;
     if (!session) return { name: "login", query: { next: to.fullPath } };
+    // An admin's navigation names the admin screens on every page, so their messages load first.
+    if (session.user.role === "admin") await loadArea("admin");
     if (to.meta.roles && !to.meta.roles.includes(session.user.role)) return homeRoute();
     return true;
   });

@@ -32,11 +32,20 @@ export const NAV_BY_ROLE: Record<string, { route: string; label: string }[]> = {
     { route: "notifications", label: "console.nav.notifications" },
   ],
 };
-NAV_BY_ROLE.admin = NAV_BY_ROLE.compliance ?? [];
+// Admins get compliance's screens and their own (users, organisation, checklists, integrations).
+NAV_BY_ROLE.admin = [
+  ...(NAV_BY_ROLE.compliance ?? []),
+  { route: "admin-users", label: "admin.nav.users" },
+  { route: "admin-org", label: "admin.nav.org" },
+  { route: "admin-checklists", label: "admin.nav.checklists" },
+  { route: "admin-webhooks", label: "admin.nav.webhooks" },
+  { route: "admin-failures", label: "admin.nav.failures" },
+  { route: "admin-programs", label: "admin.nav.programs" },
+];
 
 export const HOME_OF_ROLE: Record<string, string> = {
   branch_head: "branch-home",
   regional_manager: "region-home",
   compliance: "review-queue",
-  admin: "review-queue",
+  admin: "admin-users",
 };
