@@ -52,6 +52,10 @@ async def test_an_audit_done_offline_arrives_exactly_once(phone: NewPage, field_
 
     audit = await server_audit(field_world, audit_id)
     assert audit["status"] == "submitted"
+    # The phone sends the fields this server declares: the version it started on and the fix's accuracy.
+    assert audit["checklist_version"] == 1
+    assert audit["checkin"]["accuracy_m"] == 25
+    assert audit["checkin"]["distance_m"] < 150
     assert {k: v["value"] for k, v in audit["answers"].items()} == EXPECTED_ANSWERS
     started = await field_world.api.json("GET", f"/api/v1/audits?branch_id={field_world.branch['id']}",
                                          "compliance", expect=200)

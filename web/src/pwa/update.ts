@@ -10,10 +10,16 @@ export const updateWaiting = shallowRef(false);
 export function registerServiceWorker(router: Router): void {
   if (!("serviceWorker" in navigator) || import.meta.env.DEV) return;
   const wb = new Workbox("/app/sw.js", { scope: "/app/" });
+  let timer: ReturnType<typeof setTimeout> | null = null;
+  // Asked while the old worker is still answering the new screen's requests, Chromium defers the activation
+  // and can miss the moment the worker is free: ask once the screen has settled.
   const applyWhenIdle = () => {
-    if (!updateWaiting.value || router.currentRoute.value.meta.auditOpen) return;
-    wb.addEventListener("controlling", () => window.location.reload());
-    wb.messageSkipWaiting();
+    if (timer) clearTimeout(timer);
+    timer = setTimeout(() => {
+      if (!updateWaiting.value || router.currentRoute.value.meta.auditOpen) return;
+      wb.addEventListener("controlling", () => window.location.reload());
+      wb.messageSkipWaiting();
+    }, 1_500);
   };
   wb.addEventListener("waiting", () => {
     updateWaiting.value = true;

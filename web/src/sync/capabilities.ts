@@ -1,6 +1,5 @@
 // Optional request fields the server may or may not know yet. Request bodies refuse unknown fields, so the
 // phone sends one only when the server's own OpenAPI description declares it.
-import { publicJson } from "../api/client.ts";
 import { readSetting, writeSetting } from "../storage/db.ts";
 
 export interface Capabilities {
@@ -28,7 +27,9 @@ function resolve(schemas: Record<string, Schema>, schema: Schema | undefined): S
 export async function capabilities(): Promise<Capabilities> {
   if (cached) return cached;
   try {
-    const spec = await publicJson<{ components?: { schemas?: Record<string, Schema> } }>("/openapi.json");
+    const response = await fetch("/openapi.json", { headers: { Accept: "application/json" } });
+    if (!response.ok) throw new Error(`openapi.json answered ${response.status}`);
+    const spec = (await response.json()) as { components?: { schemas?: Record<string, Schema> } };
     const schemas = spec.components?.schemas ?? {};
     const start = resolve(schemas, schemas.AuditStart);
     const location = resolve(schemas, start?.properties?.location);
