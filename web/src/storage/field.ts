@@ -102,7 +102,8 @@ export async function removePhoto(userId: string, photo: PhotoRecord): Promise<v
   const outbox = tx.objectStore("outbox");
   const pending = (await outbox.index("by_audit_seq").getAll(IDBKeyRange.bound([photo.audit_id, 0], [photo.audit_id, Infinity])))
     .find((a) => a.kind === "photo" && a.payload.photo_id === photo.id);
-  if (pending && !pending.upload_url) await outbox.delete(pending.id);
+  // Not sent yet, or refused by the server: there is no photo on the server to delete.
+  if (pending && (!pending.upload_url || pending.state === "parked")) await outbox.delete(pending.id);
   else await outbox.put(action(photo.audit_id, await nextSeq(tx), "photo_delete", { photo_id: photo.id, server_photo_id: photo.server_photo_id }));
   await tx.objectStore("photos").delete(photo.id);
   await tx.done;

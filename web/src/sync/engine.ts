@@ -16,20 +16,25 @@ let timer: ReturnType<typeof setTimeout> | null = null;
 let running: Promise<void> | null = null;
 let rerun = false;
 
+// What a refused photo upload is called, by status, when the tus answer carried no problem type.
+const TUS_REASONS: Record<number, string> = { 413: "payload-too-large", 415: "unsupported-media-type", 422: "photo-rejected" };
+
 function failure(error: unknown): Outcome {
   if (error instanceof LoginNeeded) return { kind: "login" };
-  if (error instanceof NetworkError) {
-    return { kind: "retry", error: "network" };
-  }
+  if (error instanceof NetworkError) return { kind: "retry", error: "network", reason: "network" };
   if (error instanceof ApiError) {
-    const outcome = classify(error.status, problemSlug(error.problem));
+    const reason = problemSlug(error.problem);
+    const outcome = classify(error.status, error.problem?.detail || reason);
     if (outcome.kind === "park") {
       const items = itemIdsOf(error.problem);
-      return { ...outcome, error: error.problem?.detail || outcome.error, ...(items.length ? { items } : {}) };
+      return { ...outcome, reason, ...(items.length ? { items } : {}) };
     }
-    return outcome;
+    return outcome.kind === "retry" ? { ...outcome, reason } : outcome;
   }
-  if (error instanceof TusRefused) return classify(error.status, error.message);
+  if (error instanceof TusRefused) {
+    const outcome = classify(error.status, error.message);
+    return outcome.kind === "park" ? { ...outcome, reason: TUS_REASONS[error.status] ?? "unknown" } : outcome;
+  }
   return { kind: "retry", error: error instanceof Error ? error.message : String(error) };
 }
 

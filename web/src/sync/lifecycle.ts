@@ -7,6 +7,9 @@ import { startEngine, stopEngine } from "./engine.ts";
 /** After a login (or at start with a stored session): drain this user's outbox from now on. */
 export async function sessionStarted(userId: string): Promise<void> {
   startEngine(userId);
+  // Ask the browser not to evict the work on this phone (granted silently to installed apps in Chromium);
+  // the answer is shown in settings and the sync centre.
+  void navigator.storage?.persist?.().catch(() => false);
 }
 
 /** Actions not yet acknowledged by the server for this user. */

@@ -25,7 +25,10 @@ export interface OutboxAction {
   attempts: number;
   /** Epoch ms before which a timed drain leaves it alone (backoff). */
   next_at: number;
+  /** The server's words (English problem detail) or "network". */
   last_error: string | null;
+  /** The problem's kind (its type's last part, e.g. "validation"), shown in the user's language. */
+  last_reason?: string | null;
   last_status: number | null;
   /** Item ids a refusal named (a 422 on submit), so the UI can jump to them. */
   problem_items?: string[];
@@ -39,8 +42,8 @@ export interface OutboxAction {
 /** What sending an action came to. */
 export type Outcome =
   | { kind: "done" }
-  | { kind: "retry"; error: string; status?: number; retryAfterMs?: number }
-  | { kind: "park"; error: string; status: number; items?: string[] }
+  | { kind: "retry"; error: string; status?: number; retryAfterMs?: number; reason?: string }
+  | { kind: "park"; error: string; status: number; items?: string[]; reason?: string }
   | { kind: "login" };
 
 export interface OutboxDeps {
@@ -130,6 +133,7 @@ export async function drain(deps: OutboxDeps, force = false): Promise<DrainRepor
       for (const action of batch) {
         action.attempts += 1;
         action.last_error = outcome.error;
+        action.last_reason = outcome.reason ?? null;
         action.last_status = outcome.kind === "park" ? outcome.status : (outcome.status ?? null);
         if (outcome.kind === "park") {
           action.state = "parked";
@@ -152,7 +156,7 @@ export async function drain(deps: OutboxDeps, force = false): Promise<DrainRepor
 
 /** Put a parked action back in the queue (the user fixed the cause, or asked to retry). */
 export function requeued(action: OutboxAction): OutboxAction {
-  return { ...action, state: "queued", next_at: 0, last_error: null, last_status: null, problem_items: [] };
+  return { ...action, state: "queued", next_at: 0, last_error: null, last_reason: null, last_status: null, problem_items: [] };
 }
 
 /** How a failed request is handled: 5xx, 408, 429 and no answer retry; other 4xx park. */
