@@ -50,3 +50,13 @@ async def test_deep_links_get_the_app_and_missing_files_get_404(api: Api) -> Non
     assert missing.status == 404 and missing.content_type == "application/problem+json"
     outside = await api.call("GET", "/app/%2e%2e/%2e%2e/pyproject.toml")
     assert outside.status == 404
+
+
+async def test_a_revalidated_index_is_304_and_scripts_go_gzipped(api: Api) -> None:
+    first = await api.call("GET", "/app/")
+    again = await api.call("GET", "/app/", headers={"If-None-Match": first.headers["ETag"]})
+    assert again.status == 304 and again.headers["Cache-Control"] == "no-cache"
+    asset = re.search(r'src="(/app/assets/[^"]+\.js)"', await first.text())
+    assert asset
+    script = await api.call("GET", asset.group(1), headers={"Accept-Encoding": "gzip"})
+    assert script.status == 200 and script.headers["Content-Encoding"] == "gzip"
