@@ -14,6 +14,7 @@ import pytest
 from aiohttp import ClientSession, FormData
 
 from server.context import Services
+from server.notify.stream import notifier_of
 from server.settings import Settings
 from tests.audit_factories import publish_checklist
 from tests.browser.conftest import (
@@ -145,8 +146,20 @@ async def desk(browser: Any, console_world: ConsoleWorld) -> AsyncIterator[NewPa
     yield open_page
     for context in contexts:
         await context.close()
-    await asyncio.sleep(0.8)  # the streams' next heartbeat finds the pages gone and their handlers end
+    await streams_ended(console_world.services)
     assert not problems, problems
+
+
+async def streams_ended(services: Services, timeout_s: float = 15.0) -> None:
+    """Wait until the server's notification streams have noticed their pages closed and ended (a handler
+    still in a database call when the test server stops would be cancelled there and leak its socket)."""
+    notifier = notifier_of(services)
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while notifier._waiters and asyncio.get_running_loop().time() < deadline:
+        for user_id in list(notifier._waiters):
+            notifier.wake(user_id)  # each stream writes its next heartbeat sooner and finds the page gone
+        await asyncio.sleep(0.1)
+    assert not notifier._waiters, "notification streams still open"
 
 
 async def console_sign_in(page: Any, world: ConsoleWorld, role: str) -> None:
@@ -168,5 +181,6 @@ __all__ = [
     "desk",
     "released_audit",
     "settings",
+    "streams_ended",
     "submitted_audit",
 ]

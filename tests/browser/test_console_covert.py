@@ -43,8 +43,10 @@ DUMP_STORAGE = """async () => {
     const cache = await caches.open(name);
     for (const request of await cache.keys()) {
       const response = await cache.match(request);
+      // The app shell's own files (code and messages, the same for everyone) are not data about anyone.
+      const shell = new URL(request.url).pathname.startsWith("/app/");
       const type = response.headers.get("Content-Type") || "";
-      const text = /json|text|javascript|html/.test(type) ? await response.text() : "";
+      const text = !shell && /json|text|javascript|html/.test(type) ? await response.text() : "";
       out.caches.push(JSON.stringify({ url: request.url, text }));
     }
   }

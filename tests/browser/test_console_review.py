@@ -4,7 +4,6 @@ before the overturn is confirmed; a fix is rejected with a new due date the bran
 
 from __future__ import annotations
 
-import asyncio
 from datetime import timedelta
 
 from aiohttp import FormData
@@ -19,6 +18,7 @@ from tests.browser.console_steps import (
     desk,
     released_audit,
     settings,
+    streams_ended,
     submitted_audit,
 )
 from tests.browser.field_steps import answer_environment, answer_service, open_visit_and_start, submit
@@ -60,7 +60,7 @@ async def test_a_returned_audit_shows_its_comment_in_the_inspectors_field_app(
     await inspector.get_by_text(comment).wait_for()
     await shoot(inspector, "console-returned-in-field-app-en-phone")
     await reviewer.close()
-    await asyncio.sleep(0.8)  # the console's live stream ends at its next heartbeat, before the server stops
+    await streams_ended(field_world.services)
 
 
 async def test_the_queue_releases_several_audits_at_once(desk: NewPage, console_world: ConsoleWorld) -> None:
