@@ -3,6 +3,7 @@ server on the embedded database, serving the built web app. Screenshots go to va
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import os
@@ -20,6 +21,8 @@ from server.app import create_app
 from server.context import Services
 from server.db import Database
 from server.http.webapp import app_dir
+from server.notify.stream import notifier_of
+from server.settings import Settings
 from tests.audit_factories import checklist_definition, create_program, item, publish_checklist, text
 from tests.conftest import Api
 from tests.image_factory import exif_bytes, noisy_scene, scene
@@ -59,6 +62,13 @@ class ShiftingClock:
 @pytest.fixture
 def clock() -> ShiftingClock:
     return ShiftingClock()
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """The harness's settings with a quick live stream: a heartbeat every half second lets the server notice a
+    closed console page and end its notification stream before the test server stops (see streams_ended)."""
+    return settings.model_copy(update={"sse_poll_s": 0.25, "sse_heartbeat_s": 0.5})
 
 
 def browser_checklist() -> dict[str, Any]:
@@ -139,6 +149,19 @@ async def browser() -> AsyncIterator[Any]:
         await chromium.close()
 
 
+async def streams_ended(services: Services, timeout_s: float = 15.0) -> None:
+    """Wait until the server's notification streams (console pages) have noticed their pages closed and ended:
+    a handler still in a database call when the test server stops is cancelled there and leaks its socket."""
+    notifier = notifier_of(services)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while notifier._waiters and loop.time() < deadline:
+        for user_id in list(notifier._waiters):
+            notifier.wake(user_id)  # each stream writes its next heartbeat sooner and finds the page gone
+        await asyncio.sleep(0.1)
+    assert not notifier._waiters, "notification streams still open"
+
+
 async def start_server(services: Services) -> TestServer:
     server = TestServer(create_app(services, start_jobs=False, prepare_data=False, close_client=False),
                         host="127.0.0.1")
@@ -205,6 +228,7 @@ async def phone(browser: Any, field_world: FieldWorld) -> AsyncIterator[NewPage]
     yield open_page
     for context in contexts:
         await context.close()
+    await streams_ended(field_world.services)
     assert not problems, problems
 
 

@@ -3,7 +3,6 @@ the API the way phones make them (real photos with EXIF), for branch heads, mana
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -14,7 +13,6 @@ import pytest
 from aiohttp import ClientSession, FormData
 
 from server.context import Services
-from server.notify.stream import notifier_of
 from server.settings import Settings
 from tests.audit_factories import publish_checklist
 from tests.browser.conftest import (
@@ -27,6 +25,7 @@ from tests.browser.conftest import (
     phone_photo,
     plan_visit,
     start_server,
+    streams_ended,
 )
 from tests.conftest import Api
 
@@ -148,18 +147,6 @@ async def desk(browser: Any, console_world: ConsoleWorld) -> AsyncIterator[NewPa
         await context.close()
     await streams_ended(console_world.services)
     assert not problems, problems
-
-
-async def streams_ended(services: Services, timeout_s: float = 15.0) -> None:
-    """Wait until the server's notification streams have noticed their pages closed and ended (a handler
-    still in a database call when the test server stops would be cancelled there and leak its socket)."""
-    notifier = notifier_of(services)
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while notifier._waiters and asyncio.get_running_loop().time() < deadline:
-        for user_id in list(notifier._waiters):
-            notifier.wake(user_id)  # each stream writes its next heartbeat sooner and finds the page gone
-        await asyncio.sleep(0.1)
-    assert not notifier._waiters, "notification streams still open"
 
 
 async def console_sign_in(page: Any, world: ConsoleWorld, role: str) -> None:
