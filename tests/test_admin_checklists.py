@@ -96,6 +96,13 @@ async def test_retiring_a_checklist_leaves_audits_in_progress_submittable(
     await api.json("PUT", f"/api/v1/audits/{audit_id}", "inspector", expect=201,
                    json=start_body(branch["_id"], clock.now()))
     await api.json("POST", "/api/v1/checklists/test-visit/retire", "admin", expect=200, json={"reason": "withdrawn"})
+    # A phone retrying its start still gets its audit; a new audit on the retired checklist is refused.
+    await api.json("PUT", f"/api/v1/audits/{audit_id}", "inspector", expect=200,
+                   json=start_body(branch["_id"], clock.now()))
+    r = await api.call("PUT", f"/api/v1/audits/{uuid.uuid4()}", "inspector", json=start_body(branch["_id"], clock.now()))
+    refused = await r.json(content_type=None)
+    assert_problem(r, refused, 422)
+    assert refused["errors"][0]["loc"] == ["body", "checklist_key"]
     await add_photo(services.db, audit_id, "lobby_photo", branch["_id"])
     await api.json("PATCH", f"/api/v1/audits/{audit_id}/answers", "inspector", expect=200,
                    json=passing_answers(clock.now()))

@@ -35,6 +35,7 @@ from server.domain.submission import (
 )
 from server.errors import Conflict, Forbidden, InvalidTransition, NotFound, ValidationFailed, field_error
 from server.services import NO_ORIGIN, Origin, actor_of
+from server.services import checklists as checklist_service
 from server.storage import audits as store
 from server.storage import checklists as checklist_store
 from server.storage import org, programs
@@ -211,7 +212,9 @@ async def _new_audit(services: Services, who: Principal, command: StartAudit, re
 
 async def _checklist_to_pin(services: Services, body: AuditStart) -> tuple[Checklist, int]:
     """The current version, or the published version the phone started on while offline (it may have been
-    superseded since: the audit keeps the version its answers were given against)."""
+    superseded since: the audit keeps the version its answers were given against). A retired checklist starts
+    nothing new; audits already started on it finish normally, as they never come here again."""
+    await checklist_service.ensure_not_retired(services, body.checklist_key)
     if body.checklist_version is not None:
         pinned = await checklist_store.get_version(services.db, body.checklist_key, body.checklist_version)
         if pinned is None:
