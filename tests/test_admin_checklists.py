@@ -99,7 +99,8 @@ async def test_retiring_a_checklist_leaves_audits_in_progress_submittable(
     # A phone retrying its start still gets its audit; a new audit on the retired checklist is refused.
     await api.json("PUT", f"/api/v1/audits/{audit_id}", "inspector", expect=200,
                    json=start_body(branch["_id"], clock.now()))
-    r = await api.call("PUT", f"/api/v1/audits/{uuid.uuid4()}", "inspector", json=start_body(branch["_id"], clock.now()))
+    r = await api.call("PUT", f"/api/v1/audits/{uuid.uuid4()}", "inspector",
+                       json=start_body(branch["_id"], clock.now()))
     refused = await r.json(content_type=None)
     assert_problem(r, refused, 422)
     assert refused["errors"][0]["loc"] == ["body", "checklist_key"]
