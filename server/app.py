@@ -24,6 +24,7 @@ from server.http.webapp import router as web_app_router
 from server.jobs.runner import background_jobs
 from server.keys import SERVICES
 from server.migrations import migrate, require_understood
+from server.notify.stream import end_streams_on_shutdown
 from server.photos.tus import add_tus_resumable
 from server.security import Passwords
 from server.settings import Settings
@@ -95,6 +96,7 @@ def create_app(services: Services, *, start_jobs: bool | None = None, prepare_da
 
     app.cleanup_ctx.append(authentication)
     app.on_response_prepare.append(add_tus_resumable)
+    app.on_shutdown.append(end_streams_on_shutdown(services))
     if services.settings.run_jobs if start_jobs is None else start_jobs:
         job_services, job_client = for_background_jobs(services)
 

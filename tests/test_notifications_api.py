@@ -6,9 +6,10 @@ import asyncio
 import json
 from typing import Any
 
-from aiohttp import ClientResponse
+from aiohttp import ClientResponse, ClientSession
+from aiohttp.test_utils import TestServer
 
-from server.app import bootstrap
+from server.app import bootstrap, create_app
 from server.clock import FakeClock
 from server.context import ActorInfo, Services, UnitOfWork
 from server.handlers.notifications import HANDLERS as NOTIFICATION_HANDLERS
@@ -197,6 +198,26 @@ async def test_stream_sends_heartbeats(api: Api, services: Services) -> None:
         assert b": keepalive\n" in lines
     finally:
         resp.close()
+
+
+async def test_stopping_the_server_ends_open_streams(services: Services, demo: dict[str, dict[str, str]]) -> None:
+    """A stream with its client still connected ends when the server stops, before the database client is
+    closed: the handler returns by itself instead of being cancelled mid-query (a leaked socket)."""
+    server = TestServer(create_app(services, start_jobs=False, prepare_data=False, close_client=False),
+                        host="127.0.0.1")
+    await server.start_server()
+    async with ClientSession() as session:
+        resp = await open_stream(Api(session, str(server.make_url("")).rstrip("/"), demo))
+        assert (await asyncio.wait_for(resp.content.readline(), 5)).startswith(b"retry: ")
+        assert notifier_of(services).open_streams == 1
+        stopping = asyncio.create_task(server.close())
+        try:
+            rest = await asyncio.wait_for(resp.content.read(), 5)  # to the end of the body
+            assert rest.endswith(b"\n\n") and resp.content.at_eof()
+        finally:
+            resp.close()
+            await stopping
+    assert notifier_of(services).open_streams == 0
 
 
 def test_messages_exist_in_every_language() -> None:

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
 
 from server.context import Services
 
@@ -18,6 +21,7 @@ class Notifier:
 
     def __init__(self) -> None:
         self._waiters: dict[str, set[asyncio.Event]] = {}
+        self._ending: set[asyncio.Event] = set()
 
     def subscribe(self, user_id: str) -> asyncio.Event:
         event = asyncio.Event()
@@ -30,6 +34,23 @@ class Notifier:
             waiters.discard(event)
             if not waiters:
                 del self._waiters[user_id]
+        self._ending.discard(event)
+
+    def ended(self, event: asyncio.Event) -> bool:
+        """Whether the server is stopping and the stream waiting on `event` should finish."""
+        return event in self._ending
+
+    def end_all(self) -> None:
+        """Ask every open stream to finish now. A stream only notices a closed client on its next write, so
+        without this a stopping server cancels it wherever it is, mid-query, and leaks its database socket."""
+        for waiters in self._waiters.values():
+            self._ending.update(waiters)
+            for event in waiters:
+                event.set()
+
+    @property
+    def open_streams(self) -> int:
+        return sum(len(waiters) for waiters in self._waiters.values())
 
     def wake(self, user_id: str) -> None:
         for event in self._waiters.get(user_id, ()):
@@ -49,3 +70,13 @@ def notifier_of(services: Services) -> Notifier:
     if services.shared.notifier is None:
         services.shared.notifier = Notifier()
     return services.shared.notifier
+
+
+def end_streams_on_shutdown(services: Services) -> Callable[[web.Application], Awaitable[None]]:
+    """An on_shutdown hook: runs before the server waits for its handlers, so each open stream returns
+    cleanly (its client sees the end and reconnects elsewhere) before the database client is closed."""
+
+    async def end_streams(app: web.Application) -> None:
+        notifier_of(services).end_all()
+
+    return end_streams

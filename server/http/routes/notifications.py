@@ -104,7 +104,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
     loop = asyncio.get_running_loop()
     last_write = loop.time()
     try:
-        while True:
+        while not notifier.ended(wake):
             wake.clear()
             docs = await store.after_seq(services.db, who.user_id, cursor, STREAM_BATCH)
             for doc in docs:
