@@ -4,9 +4,11 @@ server on the embedded database, serving the built web app. Screenshots go to va
 from __future__ import annotations
 
 import asyncio
+import gc
 import io
 import json
 import os
+import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -201,6 +203,11 @@ async def field_world(services: Services, demo: dict[str, dict[str, str]], clock
         assignment_id, branch = await plan_visit(api, services.db)
         yield FieldWorld(api.base, api, services, clock, assignment_id, branch, demo)
     await server.close()
+    # Chromium may still hold keep-alive connections to the stopped server: collect their sockets here,
+    # so a later test does not fail on this one's leftovers.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        gc.collect()
 
 
 NewPage = Callable[..., Awaitable[Any]]

@@ -32,31 +32,57 @@ class CuttingProxy:
     log: list[str] = field(default_factory=list)
     cuts: int = 0
     _server: asyncio.Server | None = None
+    _writers: set[asyncio.StreamWriter] = field(default_factory=set)
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
     async def start(self) -> int:
         self._server = await asyncio.start_server(self._connection, "127.0.0.1", 0)
         return int(self._server.sockets[0].getsockname()[1])
 
     async def close(self) -> None:
+        """Stop listening and close every connection still open (no socket outlives the test)."""
         if self._server:
             self._server.close()
+        for writer in list(self._writers):
+            writer.close()
+        for task in list(self._tasks):
+            task.cancel()
+        for writer in list(self._writers):
+            with contextlib.suppress(ConnectionError, asyncio.CancelledError):
+                await writer.wait_closed()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._server:
             await self._server.wait_closed()
 
     async def _connection(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task:
+            self._tasks.add(task)
+        self._writers.add(client_writer)
+        up_writer: asyncio.StreamWriter | None = None
+        back: asyncio.Task[None] | None = None
         try:
             up_reader, up_writer = await asyncio.open_connection(self.upstream_host, self.upstream_port)
-        except OSError:
-            client_writer.close()
-            return
-        back = asyncio.create_task(self._copy(up_reader, client_writer))
-        try:
+            self._writers.add(up_writer)
+            back = asyncio.create_task(self._copy(up_reader, client_writer))
             await self._requests(client_reader, up_writer)
+        except OSError:
+            pass
         finally:
+            if back:
+                back.cancel()
+                with contextlib.suppress(asyncio.CancelledError, ConnectionError):
+                    await back
             for writer in (up_writer, client_writer):
+                if writer is None:
+                    continue
                 writer.close()
-            back.cancel()
-            with contextlib.suppress(asyncio.CancelledError, ConnectionError):
-                await back
+                with contextlib.suppress(ConnectionError, asyncio.CancelledError):
+                    await writer.wait_closed()
+                self._writers.discard(writer)
+            if task:
+                self._tasks.discard(task)
 
     @staticmethod
     async def _copy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

@@ -17,8 +17,9 @@ async def test_two_tabs_expiring_together_send_one_refresh(phone: NewPage, field
     second = await phone(context=first.context)
     await second.goto("/app/visits")
     await second.locator("[data-test=visit]").first.wait_for()
-    refreshes: list[str] = []
-    first.context.on("request", lambda r: refreshes.append(r.url) if r.url.endswith("/auth/refresh") else None)
+    refreshes: list[str] = []  # each with the refresh token it presented, to tell a resend from a second rotation
+    first.context.on("request",
+                     lambda r: refreshes.append(str(r.post_data)) if r.url.endswith("/auth/refresh") else None)
 
     field_world.clock.advance(timedelta(seconds=field_world.services.settings.access_token_ttl_s + 60))
     # Both tabs call the API at once with the expired token.
