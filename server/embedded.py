@@ -27,6 +27,7 @@ log = logging.getLogger("branch_audit.embedded")
 # mk/embedded.mk reads this line: the Makefile builds and caches exactly this version.
 SECANTUSD_RS_VERSION = "0.5.3-beta.193"
 IN_MEMORY = ":memory:"
+SCRATCH_PREFIX = "branch-audit-db-"
 
 ServerKind = Literal["rust", "python"]
 class EmbeddedDatabaseError(RuntimeError):
@@ -110,6 +111,17 @@ def _explain_failure(storage: str, log_tail: str) -> str:
     return f"embedded database failed to start from {storage}: {last[:300]}"
 
 
+def _remove_abandoned_scratch(base: Path) -> None:
+    """Throwaway data directories of processes that died without removing theirs (SIGKILL): in RAM, so they
+    would add up. The owner's pid is in the name."""
+    if not Path("/proc/self").exists():
+        return  # no way to tell a live owner here
+    for scratch in base.glob(f"{SCRATCH_PREFIX}*-*"):
+        owner = scratch.name[len(SCRATCH_PREFIX):].split("-", 1)[0]
+        if owner.isdigit() and not Path(f"/proc/{owner}").exists():
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
 def _stop_with_parent() -> Callable[[], None] | None:
     """Linux: the database gets SIGTERM (a clean stop) when the process that started it dies, even by SIGKILL.
     Otherwise it lives on holding its data directory, so a restarted server cannot open it (seen: two dozen
@@ -173,8 +185,9 @@ class EmbeddedMongo:
         if in_memory and server.kind == "rust":
             # secantusd-rs has no in-memory mode: a scratch directory, in RAM where the host has /dev/shm.
             if self._scratch is None:
-                base = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None  # noqa: S108 - a private mkdtemp
-                self._scratch = tempfile.mkdtemp(prefix="branch-audit-db-", dir=base)
+                base = Path("/dev/shm") if os.access("/dev/shm", os.W_OK) else Path(tempfile.gettempdir())  # noqa: S108
+                _remove_abandoned_scratch(base)
+                self._scratch = tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-", dir=base)
             storage = self._scratch
         cmd = [server.executable, "--host", "127.0.0.1", "--port", str(self.port), "--storage-path", storage,
                "--log-level", "WARNING"]

@@ -104,3 +104,25 @@ def _alive(pid: int) -> bool:
     except OSError:
         return False
     return state != "Z"
+
+
+def test_a_throwaway_directory_left_by_a_killed_process_is_removed_by_the_next_start(tmp_path: Path,
+                                                                                    monkeypatch: pytest.MonkeyPatch
+                                                                                    ) -> None:
+    if not embedded.rust_server_path().exists():
+        pytest.skip("secantusd-rs is not built on this machine (make embedded)")
+    monkeypatch.setattr(embedded.tempfile, "gettempdir", lambda: str(tmp_path))
+    monkeypatch.setattr(embedded.os, "access", lambda path, mode: path != "/dev/shm")
+    with subprocess.Popen([sys.executable, "-c", "pass"]) as gone:
+        pass
+    abandoned = tmp_path / f"{embedded.SCRATCH_PREFIX}{gone.pid}-abc"
+    ours = tmp_path / f"{embedded.SCRATCH_PREFIX}{os.getpid()}-abc"
+    abandoned.mkdir()
+    ours.mkdir()
+    server = EmbeddedMongo(":memory:", server=EmbeddedServer.choose("rust"))
+    server.start()
+    try:
+        assert server._scratch is not None and Path(server._scratch).parent == tmp_path
+    finally:
+        server.stop()
+    assert not abandoned.exists() and ours.exists()
