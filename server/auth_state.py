@@ -38,6 +38,7 @@ ACK_POLL_S = 0.01
 LISTENER_RENEW_S = 30.0
 LISTENER_TTL = timedelta(seconds=90)
 RETRY_AFTER_FAILURE_S = 5.0
+STOP_WAIT_S = 2.0
 MAX_CACHED_USERS = 10_000
 
 
@@ -130,8 +131,9 @@ async def stop_auth(services: Services) -> None:
     task, state.listener_task = state.listener_task, None
     if task is not None:
         task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        # Not an unbounded wait: a change-stream read in flight may end only when the client closes its
+        # connection, which happens after this (seen on the Python embedded server under load).
+        await asyncio.wait({task}, timeout=STOP_WAIT_S)
         with contextlib.suppress(PyMongoError):
             await auth_store.unregister_listener(services.db, services.instance_id)
 
