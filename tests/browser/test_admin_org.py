@@ -32,7 +32,9 @@ async def test_an_admin_edits_and_closes_a_branch_and_sees_its_open_work(desk: N
 
     await page.fill("[data-test=timezone]", "Asia/Hong_Kong")
     await page.fill("#b-geofence", "200")
-    await page.click("[data-test=save-branch]")
+    async with page.expect_request(lambda r: r.method == "PATCH") as sent:
+        await page.click("[data-test=save-branch]")
+    assert (await sent.value).post_data_json == {"timezone": "Asia/Hong_Kong", "geofence_m": 200}
     await page.locator("[data-test=branch-saved]").wait_for()
     saved = await console_world.api.json("GET", f"/api/v1/branches/{branch['id']}", "admin", expect=200)
     assert (saved["timezone"], saved["geofence_m"]) == ("Asia/Hong_Kong", 200)
@@ -60,6 +62,9 @@ async def test_an_admin_pauses_a_webhook_and_sees_its_new_secret_once(desk: NewP
     assert hooks["items"][0]["active"] is False
     assert secret and secret not in str(hooks)
     await shoot(page, "admin-webhook-secret-en-desktop")
-    await page.reload()
+    # Shown once: back on the screen (inside the app, so the live stream stays open), it is gone.
+    await page.click("[data-test=nav-admin-users]")
+    await page.locator("[data-test=user-row]").first.wait_for()
+    await page.click("[data-test=nav-admin-webhooks]")
     await page.locator("[data-test=webhook]").wait_for()
     assert await page.locator("[data-test=webhook-secret]").count() == 0
