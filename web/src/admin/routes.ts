@@ -20,12 +20,3 @@ export const adminRoutes: RouteRecordRaw[] = [
   { path: "/admin/programs", name: "admin-programs", component: withMessages(() => import("./ProgramsAdminView.vue")), meta: { ...admin, title: "admin.titles.programs" } },
 ];
 
-/** The admin's entries in the console navigation (after compliance's). */
-export const ADMIN_NAV = [
-  { route: "admin-users", label: "admin.nav.users" },
-  { route: "admin-org", label: "admin.nav.org" },
-  { route: "admin-checklists", label: "admin.nav.checklists" },
-  { route: "admin-webhooks", label: "admin.nav.webhooks" },
-  { route: "admin-failures", label: "admin.nav.failures" },
-  { route: "admin-programs", label: "admin.nav.programs" },
-];
