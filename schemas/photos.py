@@ -9,7 +9,7 @@ from pydantic import AwareDatetime, BaseModel, Field, field_validator
 
 from schemas.common import StrictModel
 
-OwnerType = Literal["audit", "rectification"]
+OwnerType = Literal["audit", "rectification", "appeal"]
 
 
 class GeoPoint(BaseModel):
@@ -52,6 +52,7 @@ class PhotoPublic(BaseModel):
     audit_id: str | None = None
     item_id: str | None = None
     rectification_id: str | None = None
+    finding_id: str | None = Field(default=None, description="The appealed finding (owner_type appeal)")
     branch_id: str
     uploader_id: str | None = Field(description="null for branch roles reading audit evidence")
     uploaded_at: datetime | None = Field(description="null for branch roles reading audit evidence")

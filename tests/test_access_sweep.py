@@ -115,6 +115,7 @@ SWEEP: dict[str, Entry] = {
     "PATCH /api/v1/uploads/{upload_id}": Entry(body=_tus_patch),
     "DELETE /api/v1/uploads/{upload_id}": Entry(body=_tus),
     "GET /api/v1/uploads/{upload_id}": Entry(body=_tus),
+    "POST /api/v1/findings/{finding_id}/appeal-photos": Entry(body=_photo_form(None)),
     "POST /api/v1/findings/{finding_id}/appeal": Entry(body=_json({"reason": "we disagree"})),
     "POST /api/v1/appeals/{appeal_id}/decision": Entry(body=_json({"outcome": "overturned", "comment": "ok"})),
     "GET /api/v1/appeals/{appeal_id}/rescore-preview": Entry(),

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
+from aiohttp import FormData
+
 from server.clock import FakeClock
-from server.context import Services
+from server.context import ActorInfo, Services, UnitOfWork
+from server.handlers import rectifications as rect_handler
+from tests import image_factory
 from tests.audit_factories import add_photo, ids_by, passing_answers, publish_checklist, start_body
 from tests.conftest import Api, assert_problem
 
@@ -146,3 +150,85 @@ async def test_appeal_refused_before_release(api: Api, services: Services, clock
         "POST", f"/api/v1/findings/{result['findings'][0]['id']}/appeal", "branch_head", json={"reason": "r"}
     )
     assert_problem(resp, await resp.json(), 404)
+
+
+async def open_rectifications(services: Services, audit_id: str) -> None:
+    """What the dispatcher does on release (jobs do not run in API tests): the findings' fix work."""
+    released = await services.db.events.find_one({"type": "audit.released", "subject.id": audit_id})
+    assert released is not None
+
+    async def work(uow: UnitOfWork) -> None:
+        await rect_handler.HANDLERS[0].handle(uow, released)
+
+    await services.transact(ActorInfo.system("dispatcher"), work)
+
+
+def photo_form(seed: int) -> FormData:
+    form = FormData()
+    form.add_field("file", image_factory.phone_jpeg(taken=datetime(2026, 11, 2, 9, 30), seed=seed),
+                   filename="appeal.jpg", content_type="image/jpeg")
+    return form
+
+
+async def test_appeal_photos_go_with_the_appeal_not_the_fix(api: Api, services: Services, clock: FakeClock) -> None:
+    ctx = await released_audit(api, services, clock)
+    await open_rectifications(services, ctx["audit_id"])
+    finding_id = ctx["findings"]["hall_clean"]
+    photo = await api.json("POST", f"/api/v1/findings/{finding_id}/appeal-photos", "branch_head", expect=201,
+                           data=photo_form(1))
+    assert (photo["owner_type"], photo["finding_id"], photo["rectification_id"]) == ("appeal", finding_id, None)
+    again = await api.json("POST", f"/api/v1/findings/{finding_id}/appeal-photos", "branch_head", expect=200,
+                           data=photo_form(1))  # a retried upload: the same photo
+    assert again["id"] == photo["id"]
+    rect = await services.db.rectifications.find_one({"finding_id": finding_id})
+    assert rect is not None and not rect.get("photo_ids")  # it does not count toward the fix's photo
+
+    appeal = await api.json("POST", f"/api/v1/findings/{finding_id}/appeal", "branch_head", expect=201,
+                            json={"reason": "It had just rained", "photo_ids": [photo["id"]]})
+    assert appeal["photo_ids"] == [photo["id"]]
+    pending = await api.json("GET", "/api/v1/appeals?status=pending", "compliance", expect=200)
+    assert [a["photo_ids"] for a in pending["items"]] == [[photo["id"]]]
+    for who, status in (("compliance", 200), ("admin", 200), ("branch_head", 200), ("regional_manager", 200),
+                        ("inspector", 404), ("mystery_shopper", 404)):
+        resp = await api.call("GET", f"/api/v1/photos/{photo['id']}", who)
+        assert resp.status == status, (who, resp.status)
+    # Under appeal: no more photos for it.
+    resp = await api.call("POST", f"/api/v1/findings/{finding_id}/appeal-photos", "branch_head", data=photo_form(2))
+    assert_problem(resp, await resp.json(), 409)
+
+
+async def test_an_appeal_names_only_its_own_appeal_photos(api: Api, services: Services, clock: FakeClock) -> None:
+    ctx = await released_audit(api, services, clock)
+    await open_rectifications(services, ctx["audit_id"])
+    hall, atm = ctx["findings"]["hall_clean"], ctx["findings"]["atm_working"]
+    other = await api.json("POST", f"/api/v1/findings/{atm}/appeal-photos", "branch_head", expect=201,
+                           data=photo_form(3))
+    rect = await services.db.rectifications.find_one({"finding_id": hall})
+    assert rect is not None
+    fix = await api.json("POST", f"/api/v1/rectifications/{rect['_id']}/photos", "branch_head", expect=201,
+                         data=photo_form(4))
+    audit_photo = await services.db.photos.find_one({"audit_id": ctx["audit_id"], "owner_type": "audit"})
+    assert audit_photo is not None
+    for photo_id in (other["id"], fix["id"], audit_photo["_id"], str(uuid.uuid4())):
+        resp = await api.call("POST", f"/api/v1/findings/{hall}/appeal", "branch_head",
+                              json={"reason": "r", "photo_ids": [photo_id]})
+        body = await resp.json()
+        assert_problem(resp, body, 422)
+        assert body["errors"][0]["loc"] == ["body", "photo_ids"], body
+    assert await services.db.appeals.count_documents({}) == 0
+
+
+async def test_who_may_add_appeal_photos_and_until_when(api: Api, services: Services, clock: FakeClock) -> None:
+    ctx = await released_audit(api, services, clock)
+    path = f"/api/v1/findings/{ctx['findings']['hall_clean']}/appeal-photos"
+    for who, status in (("inspector", 403), ("compliance", 403), ("regional_manager", 403)):
+        resp = await api.call("POST", path, who, data=photo_form(5))
+        assert_problem(resp, await resp.json(), status)
+    resp = await api.call("POST", f"/api/v1/findings/{uuid.uuid4()}/appeal-photos", "branch_head",
+                          data=photo_form(5))
+    assert_problem(resp, await resp.json(), 404)
+    clock.advance(timedelta(days=services.settings.appeal_window_days, seconds=1))
+    await api.login("branch_head")  # the earlier sign-in has expired meanwhile
+    resp = await api.call("POST", path, "branch_head", data=photo_form(5))
+    assert_problem(resp, await resp.json(), 409)
+    assert await services.db.photos.count_documents({"owner_type": "appeal"}) == 0

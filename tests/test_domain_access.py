@@ -75,3 +75,25 @@ def test_only_the_branch_head_appeals_a_released_finding_of_their_branch() -> No
     assert access.can_appeal(person("branch_head", branch_id="b1"), finding)
     assert not access.can_appeal(person("branch_head", branch_id="b1"), {**finding, "released_at": None})
     assert not access.can_appeal(person("regional_manager", region_id="r1", branch_id="b1"), finding)
+
+
+FINDING = {"_id": "f1", "audit_id": "a1", "auditor_id": "u1", "branch_id": "b1", "region_id": "r1",
+           "released_at": "2026-11-02T01:00:00Z"}
+
+
+@pytest.mark.parametrize(
+    ("who", "sees"),
+    [
+        (person("compliance"), True),
+        (person("admin"), True),
+        (person("branch_head", branch_id="b1"), True),
+        (person("regional_manager", region_id="r1"), True),
+        (person("branch_head", branch_id="b2"), False),
+        (person("regional_manager", region_id="r2"), False),
+        (person("inspector"), False),  # the auditor whose finding is contested
+        (person("mystery_shopper"), False),
+        (person("integration"), False),
+    ],
+)
+def test_appeal_photos_are_seen_by_the_reviewers_and_the_branch_side_only(who: Principal, sees: bool) -> None:
+    assert access.can_view_appeal_evidence(who, FINDING) is sees

@@ -156,6 +156,16 @@ def can_appeal(who: Principal, finding: Doc) -> bool:
     )
 
 
+def can_view_appeal_evidence(who: Principal, finding: Doc) -> bool:
+    """Photos the branch uploaded for an appeal: the reviewers who decide it and the branch's own side;
+    never the auditor whose finding is contested."""
+    if who.role in REVIEWERS:
+        return True
+    if who.role in BRANCH_SIDE and finding.get("released_at"):
+        return can_see_branch(who, finding["branch_id"], finding.get("region_id"))
+    return False
+
+
 def appeal_scope(who: Principal) -> dict[str, Any] | None:
     if who.role in REVIEWERS:
         return {}

@@ -1,4 +1,5 @@
-"""Whose evidence a photo is (an audit item or a rectification) and who may add, see or remove it."""
+"""Whose evidence a photo is (an audit item, a rectification or an appeal of a finding) and who may add, see or
+remove it."""
 
 from __future__ import annotations
 
@@ -6,7 +7,13 @@ import re
 from dataclasses import dataclass
 
 from server.db import Database, Doc
-from server.domain.access import Principal, can_add_fix_evidence, can_view_audit, can_view_rectification
+from server.domain.access import (
+    Principal,
+    can_add_fix_evidence,
+    can_view_appeal_evidence,
+    can_view_audit,
+    can_view_rectification,
+)
 from server.errors import Forbidden, InvalidTransition, NotFound, ValidationFailed, field_error
 from server.storage import checklists as checklist_store
 
@@ -20,18 +27,19 @@ ITEM_ID = re.compile(r"^[a-z][a-z0-9_]{1,63}$")
 class Owner:
     """What an uploaded photo becomes evidence for."""
 
-    owner_type: str  # audit | rectification
+    owner_type: str  # audit | rectification | appeal (owner_id: the appealed finding)
     owner_id: str
     branch: Doc
     audit: Doc | None
     rectification: Doc | None = None
     item_id: str | None = None
+    finding: Doc | None = None
 
     @property
     def audit_id(self) -> str | None:
         if self.audit is not None:
             return str(self.audit["_id"])
-        return (self.rectification or {}).get("audit_id")
+        return (self.rectification or self.finding or {}).get("audit_id")
 
     @property
     def key(self) -> str:
@@ -81,6 +89,12 @@ async def rectification_owner(db: Database, who: Principal, rectification_id: st
     )
 
 
+async def appeal_owner(db: Database, finding: Doc) -> Owner:
+    """The finding an appeal's photos are uploaded for, before the appeal itself is filed (whether the caller
+    may still appeal it is server.services.appeals' decision)."""
+    return Owner("appeal", finding["_id"], await _branch(db, finding["branch_id"]), None, finding=finding)
+
+
 async def checked_item(db: Database, audit: Doc, item_id: str | None) -> str:
     """The item id, validated against the audit's pinned checklist version."""
     if not item_id:
@@ -100,10 +114,13 @@ async def checked_item(db: Database, audit: Doc, item_id: str | None) -> str:
 
 
 async def can_view_photo(db: Database, who: Principal, photo: Doc) -> bool:
-    """Photos are seen through the audit or rectification they are evidence for."""
+    """Photos are seen through the audit, rectification or appealed finding they are evidence for."""
     if photo["owner_type"] == "audit":
         audit = await db.audits.find_one({"_id": photo.get("audit_id")})
         return audit is not None and can_view_audit(who, audit)
+    if photo["owner_type"] == "appeal":
+        finding = await db.findings.find_one({"_id": photo.get("finding_id")})
+        return finding is not None and can_view_appeal_evidence(who, finding)
     rect = await db.rectifications.find_one({"_id": photo.get("rectification_id")})
     if rect is None:
         return False

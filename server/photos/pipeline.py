@@ -161,6 +161,12 @@ async def _attach(uow: UnitOfWork, owner: Owner, doc: Doc) -> None:
             await uow.db.audits.update_one({"_id": owner.owner_id}, {"$addToSet": {"flags": {"$each": flags}}},
                                            session=uow.session)
         return
+    if owner.owner_type == "appeal":
+        finding = await uow.db.findings.find_one({"_id": owner.owner_id}, {"status": 1, "pending_appeal_id": 1},
+                                                 session=uow.session)
+        if finding is None or finding.get("status") != "open" or finding.get("pending_appeal_id"):
+            raise InvalidTransition("The finding can no longer be appealed; the photo was not added")
+        return
     rect = await uow.db.rectifications.find_one({"_id": owner.owner_id}, {"status": 1}, session=uow.session)
     if rect is None or rect.get("status") not in UPLOAD_RECTIFICATION_STATUSES:
         raise InvalidTransition("The rectification is no longer open; the photo was not added")
@@ -229,6 +235,7 @@ async def _photo_document(
         "audit_id": owner.audit_id,
         "item_id": owner.item_id,
         "rectification_id": owner.owner_id if owner.owner_type == "rectification" else None,
+        "finding_id": owner.owner_id if owner.owner_type == "appeal" else None,
         "branch_id": branch["_id"],
         "region_id": branch.get("region_id"),
         "uploader_id": actor.user_id,

@@ -18,6 +18,7 @@ from server.domain import access
 from server.domain.access import Principal
 from server.domain.submission import finding_counts, rescored
 from server.errors import Conflict, InvalidTransition, NotFound, ValidationFailed, field_error
+from server.photos import owners
 from server.services import NO_ORIGIN, Origin, actor_of
 from server.services.audits import emit_audit_event, pinned_checklist
 from server.storage import appeals as appeal_store
@@ -76,6 +77,27 @@ def _write_down(uow: UnitOfWork, appeal: Doc, payload: BaseModel, action: str, s
     uow.record(action, "appeal", appeal["_id"], summary, **ids)
 
 
+def _ensure_appealable(services: Services, finding: Doc, now: datetime) -> None:
+    """An open finding, not already under appeal, within its appeal window."""
+    if finding["status"] != "open":
+        raise InvalidTransition("The finding is no longer open")
+    if finding.get("pending_appeal_id"):
+        raise Conflict("This finding already has a pending appeal", extra={"appeal_id": finding["pending_appeal_id"]})
+    until = appeal_until(finding, services.settings.appeal_window_days)
+    if until is None or now > until:
+        raise Conflict(f"Appeals close {services.settings.appeal_window_days} days after release")
+
+
+async def appeal_evidence_owner(services: Services, caller: Principal, finding_id: str) -> owners.Owner:
+    """Where a photo for an appeal goes: the finding, while its branch head may still appeal it (checked
+    before the upload's bytes are read, and again when the photo is recorded)."""
+    finding = await store.finding(services.db, finding_id)
+    if finding is None or not access.can_appeal(caller, finding):
+        raise NotFound("Finding not found")
+    _ensure_appealable(services, finding, services.clock.now())
+    return await owners.appeal_owner(services.db, finding)
+
+
 async def file_appeal(services: Services, caller: Principal, command: FileAppeal, *,
                       origin: Origin = NO_ORIGIN) -> Filed:
     """Appeal a finding of the caller's branch while its window is open (one pending appeal per finding)."""
@@ -90,15 +112,14 @@ async def file_appeal(services: Services, caller: Principal, command: FileAppeal
                 raise Conflict("This Idempotency-Key was used for another appeal")
             return Filed(earlier, created=False)
     now = services.clock.now()
-    if finding["status"] != "open":
-        raise InvalidTransition("The finding is no longer open")
-    if finding.get("pending_appeal_id"):
-        raise Conflict("This finding already has a pending appeal", extra={"appeal_id": finding["pending_appeal_id"]})
-    until = appeal_until(finding, services.settings.appeal_window_days)
-    if until is None or now > until:
-        raise Conflict(f"Appeals close {services.settings.appeal_window_days} days after release")
-    if command.photo_ids and not await appeal_store.photos_of_branch(db, command.photo_ids, finding["branch_id"]):
-        raise ValidationFailed("Unknown photos", errors=[field_error(["body", "photo_ids"], "no such photos")])
+    _ensure_appealable(services, finding, now)
+    if command.photo_ids and not await appeal_store.photos_for_appeal(
+        db, command.photo_ids, finding["_id"], caller.user_id
+    ):
+        raise ValidationFailed(
+            "Unknown photos",
+            errors=[field_error(["body", "photo_ids"], "not photos you uploaded for an appeal of this finding")],
+        )
     appeal = new_appeal(finding, command, caller.user_id, now)
 
     async def work(uow: UnitOfWork) -> None:

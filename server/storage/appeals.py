@@ -10,9 +10,11 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from server.db import Database, Doc
 
 
-async def photos_of_branch(db: Database, photo_ids: list[str], branch_id: str) -> bool:
-    """Whether every photo exists and belongs to the branch."""
-    known = await db.photos.count_documents({"_id": {"$in": photo_ids}, "branch_id": branch_id})
+async def photos_for_appeal(db: Database, photo_ids: list[str], finding_id: str, uploader_id: str) -> bool:
+    """Whether every photo exists and was uploaded for an appeal of this finding by this user."""
+    known = await db.photos.count_documents(
+        {"_id": {"$in": photo_ids}, "owner_type": "appeal", "finding_id": finding_id, "uploader_id": uploader_id}
+    )
     return bool(known == len(set(photo_ids)))
 
 

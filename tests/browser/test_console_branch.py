@@ -103,6 +103,10 @@ async def test_an_appeal_inside_the_window_is_filed_and_one_after_it_is_refused(
     appeals = await console_world.api.json("GET", "/api/v1/appeals?status=pending", "compliance", expect=200)
     assert [a["finding_id"] for a in appeals["items"]] == [findings["hall_clean"]]
     assert len(appeals["items"][0]["photo_ids"]) == 1
+    photo = await console_world.services.db.photos.find_one({"_id": appeals["items"][0]["photo_ids"][0]})
+    assert photo is not None  # the appeal's own photo, not evidence of the finding's fix
+    assert (photo["owner_type"], photo["finding_id"], photo["rectification_id"]) == (
+        "appeal", findings["hall_clean"], None)
 
     console_world.clock.advance(timedelta(days=15))
     wait = head.locator(f"[data-finding='{findings['wait_minutes']}']")

@@ -31,6 +31,7 @@ from server.photos.pipeline import StoredPhoto, rejection
 from server.photos.serving import stream_file, strong_etag
 from server.photos.spool import READ_CHUNK_BYTES, Spool
 from server.photos.variants import PhotoGone, ensure_sanitized, ensure_thumbnail
+from server.services import appeals as appeal_commands
 from server.services import photos as commands
 from server.services.photos import device_report_of, reported_capture
 from server.storage import photos as store
@@ -66,6 +67,7 @@ def public_photo(doc: Doc, who: Principal) -> dict[str, Any]:
         audit_id=doc.get("audit_id"),
         item_id=doc.get("item_id"),
         rectification_id=doc.get("rectification_id"),
+        finding_id=doc.get("finding_id"),
         branch_id=doc["branch_id"],
         uploader_id=None if hide_visit else doc["uploader_id"],
         uploaded_at=None if hide_visit else doc["uploaded_at"],
@@ -101,6 +103,14 @@ MULTIPART_UPLOAD: dict[str, Any] = {
     "extra_responses": UPLOAD_ERRORS,
 }
 
+APPEAL_UPLOAD: dict[str, Any] = {
+    **MULTIPART_UPLOAD,
+    "extra_responses": {
+        **UPLOAD_ERRORS,
+        409: "The finding is no longer open, already appealed or its appeal window has closed",
+    },
+}
+
 
 @router.post(
     "/api/v1/audits/{audit_id}/photos",
@@ -127,6 +137,21 @@ async def upload_rectification_photo(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
     who = authz.principal(request)
     owner = await owners.rectification_owner(services.db, who, match_info(request, "rectification_id"))
+    with await read_upload_form(request, services.settings.max_upload_bytes) as form:
+        return await _add(request, who, owner, form)
+
+
+@router.post(
+    "/api/v1/findings/{finding_id}/appeal-photos",
+    summary="Add a photo for an appeal of a finding, to name in the appeal's photo_ids (multipart: file; "
+    "optional client_captured_at, client_location)",
+    roles={authz.BRANCH_HEAD},
+    **APPEAL_UPLOAD,
+)
+async def upload_appeal_photo(request: web.Request) -> web.Response:
+    services = request.app[SERVICES]
+    who = authz.principal(request)
+    owner = await appeal_commands.appeal_evidence_owner(services, who, match_info(request, "finding_id"))
     with await read_upload_form(request, services.settings.max_upload_bytes) as form:
         return await _add(request, who, owner, form)
 

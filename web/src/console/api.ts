@@ -43,14 +43,23 @@ export async function photoObjectUrl(photoId: string, size: "thumbnail" | "full"
   return URL.createObjectURL(await response.blob());
 }
 
-/** Add an "after" photo to a rectification; answers the new photo's id. */
-export async function uploadRectificationPhoto(rectificationId: string, file: File): Promise<string> {
+async function uploadPhoto(path: string, file: File): Promise<string> {
   const form = new FormData();
   form.set("file", file, file.name || "photo.jpg");
   form.set("client_captured_at", new Date(file.lastModified || Date.now()).toISOString());
-  const response = await apiCall(`/rectifications/${rectificationId}/photos`, { method: "POST", body: form });
+  const response = await apiCall(path, { method: "POST", body: form });
   const photo = (await response.json()) as { id: string };
   return photo.id;
+}
+
+/** Add an "after" photo to a rectification; answers the new photo's id. */
+export async function uploadRectificationPhoto(rectificationId: string, file: File): Promise<string> {
+  return uploadPhoto(`/rectifications/${rectificationId}/photos`, file);
+}
+
+/** Add a photo for an appeal of a finding, to name in the appeal; answers the new photo's id. */
+export async function uploadAppealPhoto(findingId: string, file: File): Promise<string> {
+  return uploadPhoto(`/findings/${findingId}/appeal-photos`, file);
 }
 
 interface DownloadTicket {
