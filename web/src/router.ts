@@ -1,5 +1,6 @@
 // Every route of the app in one place. `meta.roles` says who may open a screen; the home screen depends
 // on the role (field roles get their visits; the console adds its homes to HOME_BY_ROLE).
+import { watch } from "vue";
 import { createRouter, createWebHistory, type RouteLocationRaw, type RouteRecordRaw } from "vue-router";
 import { currentSession, loadSession } from "./auth/session.ts";
 import { adminRoutes } from "./admin/routes.ts";
@@ -44,6 +45,7 @@ export const routes: RouteRecordRaw[] = [
   { path: "/audits/:auditId/result", name: "result", component: () => import("./field/ResultView.vue"), props: true, meta: { ...field, title: "field.result.title" } },
   { path: "/sent", name: "sent", component: () => import("./field/SentView.vue"), meta: { ...field, title: "field.sent.title" } },
   { path: "/sync", name: "sync", component: () => import("./field/SyncView.vue"), meta: { ...field, title: "field.sync.title" } },
+  { path: "/password", name: "password", component: () => import("./field/PasswordView.vue"), meta: { title: "common.password.title" } },
   { path: "/settings", name: "settings", component: () => import("./field/SettingsView.vue"), meta: { title: "common.settings.title" } },
   ...consoleRoutes,
   ...adminRoutes,
@@ -64,8 +66,16 @@ export function createAppRouter() {
     if (!session) return { name: "login", query: { next: to.fullPath } };
     // An admin's navigation names the admin screens on every page, so their messages load first.
     if (session.user.role === "admin") await loadArea("admin");
+    // A temporary password from an admin: the change screen and nothing else until it is changed.
+    if (session.password_change_required && to.name !== "password") return { name: "password" };
     if (to.meta.roles && !to.meta.roles.includes(session.user.role)) return homeRoute();
     return true;
+  });
+  // Any call answered "password change required" marks the session; the user goes to the change screen.
+  watch(currentSession, (session) => {
+    if (session?.password_change_required && router.currentRoute.value.name !== "password") {
+      void router.replace({ name: "password" });
+    }
   });
   return router;
 }

@@ -1,6 +1,6 @@
 // One way to call the API: the bearer token, a single refresh-and-retry on 401 (under the cross-tab
 // lock), problem+json turned into ApiError, and a failed connection into NetworkError.
-import { API_BASE, currentSession, loadSession, markLoginNeeded, refreshedSession } from "../auth/session.ts";
+import { API_BASE, currentSession, loadSession, markLoginNeeded, markPasswordChange, refreshedSession } from "../auth/session.ts";
 import { ApiError, LoginNeeded, NetworkError, problemOf } from "./problem.ts";
 
 export interface CallOptions {
@@ -56,7 +56,10 @@ export async function apiCall(path: string, options: CallOptions = {}): Promise<
     }
   }
   if (response.ok || options.raw || options.accept?.includes(response.status)) return response;
-  throw new ApiError(response.status, await problemOf(response));
+  const problem = await problemOf(response);
+  // The router watches the session and sends the user to the password change.
+  if (response.status === 403 && problem?.type.endsWith("password-change-required")) await markPasswordChange(true);
+  throw new ApiError(response.status, problem);
 }
 
 export async function apiJson<T>(path: string, options: CallOptions = {}): Promise<T> {

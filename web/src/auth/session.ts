@@ -66,4 +66,12 @@ export async function markLoginNeeded(): Promise<void> {
   if (current && !current.needs_login) await sessionStore.write({ ...current, needs_login: true });
 }
 
+/** Whether the user must change their password before anything else (set by the login, a 403, the change). */
+export async function markPasswordChange(required: boolean): Promise<void> {
+  const current = await sessionStore.read();
+  if (current && Boolean(current.password_change_required) !== required) {
+    await sessionStore.write({ ...current, password_change_required: required });
+  }
+}
+
 export { LoginNeeded };

@@ -9,6 +9,7 @@ export interface TokenResponse {
   refresh_token: string;
   expires_in: number;
   user: UserRecord;
+  password_change_required?: boolean;
 }
 
 export interface SessionStore {
@@ -32,6 +33,7 @@ export function sessionFrom(tokens: TokenResponse, now: number): SessionRecord {
     refresh_token: tokens.refresh_token,
     access_expires_at: now + tokens.expires_in * 1000 - EXPIRY_MARGIN_MS,
     needs_login: false,
+    ...(tokens.password_change_required ? { password_change_required: true } : {}),
   };
 }
 

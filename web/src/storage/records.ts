@@ -18,6 +18,8 @@ export interface SessionRecord {
   access_expires_at: number;
   /** True when the refresh token was refused: the user must log in again; the queue is kept. */
   needs_login: boolean;
+  /** True after an admin's password reset: nothing but the password change is allowed until it is done. */
+  password_change_required?: boolean;
 }
 
 export interface AssignmentRecord {
