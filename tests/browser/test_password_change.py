@@ -4,7 +4,7 @@ a good one is accepted and the inspector lands on their visits; the new password
 
 from __future__ import annotations
 
-from tests.browser.conftest import FieldWorld, NewPage, shoot
+from tests.browser.conftest import FieldWorld, NewPage, shoot, sign_in
 
 NEW_PASSWORD = "lanterns over the quiet river"
 
@@ -53,3 +53,15 @@ async def test_a_reset_inspector_changes_the_temporary_password_before_anything_
 
     again = await api.login(username, NEW_PASSWORD)
     assert again["password_change_required"] is False
+
+
+async def test_a_refusal_for_a_pending_password_change_sends_a_signed_in_user_to_the_change_screen(
+        phone: NewPage, field_world: FieldWorld) -> None:
+    page = await phone("en")
+    await sign_in(page, field_world)
+    # The reset reaches an open session only through the server's 403 on its next call.
+    username = field_world.login_of("inspector")["username"]
+    await field_world.services.db.users.update_one({"username": username}, {"$set": {"must_change_password": True}})
+    await page.reload()
+    await page.wait_for_url("**/app/password")
+    await page.locator("[data-test=password-forced]").wait_for()
