@@ -76,6 +76,7 @@ async def test_a_forced_login_keeps_the_queue_and_sign_out_clears_it(phone: NewP
     await page.context.set_offline(True)
     await page.goto(f"/app/audits/{audit_id}")
     await answer(page, "atm_working", "yes")
+    await page.locator("[data-test=sync-dot]", has_text="1").wait_for()  # stored and queued before leaving
     await page.goto("/app/settings")
     await page.click("[data-test=sign-out]")
     await page.locator("[data-test=unsent-warning]").wait_for()
