@@ -106,7 +106,8 @@ async def measure(base: str, demo: dict[str, dict[str, str]], sizes: dict[str, f
                 if role == "compliance":
                     for screen, ready in (("reports", "[data-test=report-scorecard]"),
                                           ("history", "[data-test=history-row]"),
-                                          ("programs", "[data-test=program-row], [data-test=programs-empty], [data-test=error]")):
+                                          ("programs", "[data-test=program-row], [data-test=programs-empty], "
+                                                       "[data-test=error]")):
                         mark = len(fetched.names)
                         await page.click(f"[data-test=nav-{screen}]")
                         try:

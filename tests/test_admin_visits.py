@@ -122,7 +122,9 @@ async def test_reassigning_a_covert_visit_never_shows_the_shopper_to_the_branch(
     assert moved["assignee_id"] == new_shopper
     shopper_doc = await services.db.users.find_one({"_id": new_shopper})
     assert shopper_doc is not None
-    secrets = (new_shopper, shopper_doc["username"], shopper_doc["display_name"], visit["window_start"][11:16])
+    # The visit's minute as a timestamp ("2026-11-05T01:00"): a bare "01:00" also matches the test clock's own
+    # times in unrelated fields (created_at), which made this check fail by chance.
+    secrets = (new_shopper, shopper_doc["username"], shopper_doc["display_name"], visit["window_start"][:16])
     for path in ("/api/v1/assignments", f"/api/v1/assignments?branch_id={visit['branch_id']}",
                  "/api/v1/notifications", f"/api/v1/branches/{visit['branch_id']}",
                  f"/api/v1/trail?entity_id={visit['id']}"):
