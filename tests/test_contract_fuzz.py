@@ -21,7 +21,7 @@ from server.embedded import free_port
 ROOT = Path(__file__).resolve().parents[1]
 ROLES = ["admin", "compliance", "regional_manager", "branch_head", "inspector", "mystery_shopper"]
 # Seconds of fuzzing per role; CI keeps it short, FUZZ_SECONDS=300 digs deeper.
-SECONDS_PER_ROLE = int(os.environ.get("FUZZ_SECONDS", "20"))
+SECONDS_PER_ROLE = int(os.environ.get("FUZZ_SECONDS", "12"))
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "3"))
 CHECKS = "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance"
 # Logging out would end the session the rest of the run uses.
