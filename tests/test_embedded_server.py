@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -111,8 +112,8 @@ def test_a_throwaway_directory_left_by_a_killed_process_is_removed_by_the_next_s
                                                                                     ) -> None:
     if not embedded.rust_server_path().exists():
         pytest.skip("secantusd-rs is not built on this machine (make embedded)")
-    monkeypatch.setattr(embedded.tempfile, "gettempdir", lambda: str(tmp_path))
-    monkeypatch.setattr(embedded.os, "access", lambda path, mode: path != "/dev/shm")
+    monkeypatch.setattr(tempfile, "gettempdir", lambda: str(tmp_path))
+    monkeypatch.setattr(os, "access", lambda path, mode: path != "/dev/shm")
     with subprocess.Popen([sys.executable, "-c", "pass"]) as gone:
         pass
     abandoned = tmp_path / f"{embedded.SCRATCH_PREFIX}{gone.pid}-abc"
