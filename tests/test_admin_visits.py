@@ -4,8 +4,9 @@ POST /assignments/{id}/cancel; the planning rules hold, and a covert visit's sho
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from server.clock import FakeClock
 from server.context import Services
@@ -173,9 +174,16 @@ async def test_patch_program_changes_name_and_dates_within_its_planned_visits(
     body = await api.json("PATCH", path, "compliance", expect=422, json={"ends_on": "2026-10-01"})
     assert body["errors"][0]["loc"] == ["body", "ends_on"]
     (visit,) = (await api.json("POST", f"{path}/assignments", "compliance", expect=201))["items"]
-    day = visit["window_start"][:10]
-    body = await api.json("PATCH", path, "compliance", expect=409, json={"starts_on": "2026-12-14"})
-    assert body["errors"][0]["loc"] == ["body", "starts_on"], day
+    # The visit's day is drawn at random within the program, so the date that would leave it
+    # outside is worked out from the day it got: the start moved past it, or the end before it.
+    zone = ZoneInfo(branches["SH-LJZ"].get("timezone") or "UTC")
+    day = datetime.fromisoformat(visit["window_start"].replace("Z", "+00:00")).astimezone(zone).date()
+    if day < date(2026, 12, 15):
+        field, moved = "starts_on", day + timedelta(days=1)
+    else:
+        field, moved = "ends_on", day - timedelta(days=1)
+    body = await api.json("PATCH", path, "compliance", expect=409, json={field: moved.isoformat()})
+    assert body["errors"][0]["loc"] == ["body", field], day
     r = await api.call("PATCH", path, "regional_manager", json={"name": "x"})
     assert_problem(r, await r.json(content_type=None), 403)
 
