@@ -81,6 +81,7 @@ class SigningKeys:
         self.previous = previous if previous is not None and previous.kid != current.kid else None
         # Set once the first use of the current key is known (server.auth_state); until then, not honoured.
         self.previous_until: datetime | None = None
+        self.verified = VerifiedTokens()
 
     def key_for(self, kid: object, now: datetime) -> SigningKey | None:
         if kid == self.current.kid:
@@ -104,8 +105,49 @@ def issue_access_token(keys: SigningKeys, *, user_id: str, role: str, session_id
     return jwt.encode(claims, keys.current.secret, algorithm=JWT_ALGORITHM, headers={"kid": keys.current.kid})
 
 
+# Tokens in use at once on one instance: every signed-in phone and browser holds one (two around a refresh).
+MAX_VERIFIED_TOKENS = 4096
+
+
+class VerifiedTokens:
+    """Access tokens this process has already verified, with their claims. PyJWT takes about 60 us to parse
+    and check one HS256 token, a third of a cached checklist GET; a phone sends the same token for its whole
+    lifetime. Only tokens whose signature verified enter, so a forged token never skips the check; a hit still
+    answers to the clock and the key ring (`decode_access_token`). Bounded: the oldest entry leaves first."""
+
+    def __init__(self, capacity: int = MAX_VERIFIED_TOKENS) -> None:
+        self.capacity = capacity
+        self._entries: dict[str, tuple[str, int, dict[str, Any]]] = {}
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, token: str) -> tuple[str, int, dict[str, Any]] | None:
+        """(kid, exp, claims) of a token verified before, or None."""
+        return self._entries.get(token)
+
+    def put(self, token: str, kid: str, claims: dict[str, Any]) -> None:
+        if self.capacity <= 0:
+            return
+        if len(self._entries) >= self.capacity:
+            self._entries.pop(next(iter(self._entries)))
+        self._entries[token] = (kid, int(claims["exp"]), claims)
+
+    def forget(self, token: str) -> None:
+        self._entries.pop(token, None)
+
+
 def decode_access_token(keys: SigningKeys, token: str, now: datetime) -> dict[str, Any] | None:
     """The claims of a valid, unexpired access token signed with a key still honoured, else None."""
+    known = keys.verified.get(token)
+    if known is not None:
+        known_kid, expires, known_claims = known
+        # Expiry and the key ring are checked on every use: the previous key stops being honoured at its time
+        # even for tokens verified while it still was.
+        if expires <= int(now.timestamp()) or keys.key_for(known_kid, now) is None:
+            keys.verified.forget(token)
+            return None
+        return dict(known_claims)  # a copy: the caller may not change what later requests read
     try:
         kid = jwt.get_unverified_header(token).get("kid")
     except jwt.PyJWTError:
@@ -125,7 +167,8 @@ def decode_access_token(keys: SigningKeys, token: str, now: datetime) -> dict[st
     # Expiry is checked against the injected clock, so tests can expire tokens without sleeping.
     if claims.get("typ") != "access" or int(claims["exp"]) <= int(now.timestamp()):
         return None
-    return claims
+    keys.verified.put(token, key.kid, claims)
+    return dict(claims)
 
 
 def new_refresh_token() -> str:

@@ -4,9 +4,11 @@ the revoking request is answered: the very next request, on any instance, is ref
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from datetime import UTC, datetime, timedelta
 
+import jwt
 import pytest
 from aiohttp import ClientSession
 from pymongo.errors import OperationFailure
@@ -15,6 +17,7 @@ from server.app import bootstrap
 from server.auth_state import auth_state, revocations_reach_every_instance
 from server.clock import FakeClock
 from server.context import ActorInfo, Services, UnitOfWork
+from server.security import SigningKey, SigningKeys, VerifiedTokens, decode_access_token, issue_access_token
 from server.sessions import end_sessions_of_user
 from server.settings import Settings
 from server.storage import auth as auth_store
@@ -132,3 +135,76 @@ async def test_without_a_change_stream_an_instance_caches_nothing(
             assert await _me(api.session, other_base, tokens["access_token"]) == 401
     finally:
         await other.client.close()
+
+
+# --- verified access tokens (no signature check per request) ---------------------------------------
+
+def _ring(previous_until: datetime | None = None) -> tuple[SigningKeys, SigningKey]:
+    old = SigningKey.of("previous-signing-secret-" + "p" * 32)
+    keys = SigningKeys(SigningKey.of("current-signing-secret-" + "c" * 32), old)
+    keys.previous_until = previous_until
+    return keys, old
+
+
+def test_a_token_is_verified_once_then_read_from_memory(monkeypatch: pytest.MonkeyPatch) -> None:
+    keys, _ = _ring()
+    now = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+    token = issue_access_token(keys, user_id="u1", role="inspector", session_id="s1", now=now, ttl_s=900)
+    first = decode_access_token(keys, token, now)
+    assert first is not None and first["sub"] == "u1" and len(keys.verified) == 1
+
+    def no_second_check(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the signature was checked again")
+
+    monkeypatch.setattr(jwt, "decode", no_second_check)
+    again = decode_access_token(keys, token, now + timedelta(seconds=60))
+    assert again == first
+    again["sub"] = "someone-else"  # the caller's copy; the next request reads the verified claims
+    assert (decode_access_token(keys, token, now) or {}).get("sub") == "u1"
+
+
+def test_a_forged_token_never_enters_and_is_refused_every_time() -> None:
+    keys, _ = _ring()
+    now = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+    token = issue_access_token(keys, user_id="u1", role="inspector", session_id="s1", now=now, ttl_s=900)
+    assert decode_access_token(keys, token, now) is not None
+    header, payload, signature = token.split(".")
+    promoted = jwt.utils.base64url_encode(json.dumps(
+        {**jwt.decode(token, options={"verify_signature": False}), "role": "admin"}).encode()).decode()
+    for forged in (f"{header}.{promoted}.{signature}", f"{header}.{payload}.{signature[:-2]}AA"):
+        assert decode_access_token(keys, forged, now) is None
+        assert decode_access_token(keys, forged, now) is None
+    assert len(keys.verified) == 1
+
+
+def test_a_cached_token_still_expires_by_the_injected_clock() -> None:
+    keys, _ = _ring()
+    now = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+    token = issue_access_token(keys, user_id="u1", role="inspector", session_id="s1", now=now, ttl_s=900)
+    assert decode_access_token(keys, token, now + timedelta(seconds=899)) is not None
+    assert decode_access_token(keys, token, now + timedelta(seconds=900)) is None
+    assert len(keys.verified) == 0
+    assert decode_access_token(keys, token, now + timedelta(seconds=1)) is not None  # re-verified, still valid
+
+
+def test_a_cached_token_of_the_previous_key_stops_working_when_the_key_retires() -> None:
+    now = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+    keys, old = _ring(previous_until=now + timedelta(minutes=15))
+    old_ring = SigningKeys(old)
+    token = issue_access_token(old_ring, user_id="u1", role="inspector", session_id="s1", now=now, ttl_s=3600)
+    assert decode_access_token(keys, token, now) is not None
+    assert decode_access_token(keys, token, now + timedelta(minutes=14)) is not None
+    assert decode_access_token(keys, token, now + timedelta(minutes=15)) is None
+
+
+def test_verified_tokens_are_bounded_oldest_first() -> None:
+    keys, _ = _ring()
+    keys.verified = VerifiedTokens(capacity=2)
+    now = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+    tokens = [issue_access_token(keys, user_id=f"u{i}", role="inspector", session_id=f"s{i}", now=now, ttl_s=900)
+              for i in range(3)]
+    for token in tokens:
+        assert decode_access_token(keys, token, now) is not None
+    assert len(keys.verified) == 2
+    assert keys.verified.get(tokens[0]) is None and keys.verified.get(tokens[2]) is not None
+    assert decode_access_token(keys, tokens[0], now) is not None  # verified afresh, not refused
