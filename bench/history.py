@@ -71,7 +71,7 @@ def examined_ratio(explain: dict[str, Any]) -> tuple[float, str]:
 
 async def history_shapes(services: Services) -> dict[str, Callable[[int], dict[str, Any]]]:
     db = services.db
-    branches = [b["_id"] for b in await db.branches.find({"_id": {"$regex": "^gen-branch-"}}, {"_id": 1}).to_list()]
+    branches = [b["_id"] for b in await db.branches.find({"code": {"$regex": "^GEN-B"}}, {"_id": 1}).to_list()]
     regions = sorted({b["region_id"] for b in await db.branches.find({"_id": {"$in": branches}}).to_list()})
     now = services.clock.now()
     rng = random.Random(3)

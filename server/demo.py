@@ -5,15 +5,18 @@ from __future__ import annotations
 import json
 import logging
 import secrets
-import uuid
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
+from schemas.admin import RegionUpdate
 from schemas.audits import ProgramCreate
-from server.context import ActorInfo, Services, UnitOfWork
+from schemas.org import BranchCreate, RegionCreate, UserCreate
+from server.context import Services
+from server.db import Doc
 from server.domain.access import Principal
 from server.http.authz import principal_from_user
+from server.services import organisation as org_commands
+from server.services import users as user_commands
 from server.storage.meta import claim_marker
 
 log = logging.getLogger("branch_audit.demo")
@@ -125,51 +128,40 @@ def write_credentials(path: Path, credentials: dict[str, dict[str, str]]) -> Non
 
 
 async def seed_demo(services: Services) -> dict[str, dict[str, str]]:
-    """The demo organisation in one transaction with one trail entry: the regions, branches and people as
-    if they had always been there (no per-user events, so every API test starts from a quiet outbox)."""
-    now = services.clock.now()
-    region_ids = {r["code"]: str(uuid.uuid4()) for r in REGIONS}
-    branch_ids = {b[0]: str(uuid.uuid4()) for b in BRANCHES}
-    regions = [{"_id": region_ids[r["code"]], **r, "created_at": now} for r in REGIONS]
-    branches = [
-        {
-            "_id": branch_ids[code], "code": code, "name": name, "region_id": region_ids[region], "address": address,
-            "location": {"lat": lat, "lon": lon}, "geofence_m": 150, "timezone": tz, "branch_type": kind,
-            "opening_hours": {"open": "09:00", "close": "17:00", "weekdays": [0, 1, 2, 3, 4, 5]},
-            "head_user_id": None, "created_at": now,
-        }
-        for code, name, region, address, lat, lon, tz, kind in BRANCHES
-    ]
+    """The demo organisation, made with the same commands as the admin API: the first admin as the operator
+    on the command line would, then the regions, branches, people and region managers by that admin (each
+    with its event and trail entry, like any other change to the organisation)."""
     credentials: dict[str, dict[str, str]] = {}
-    users: list[dict[str, Any]] = []
-    for role, username, display, region, branch, home, lang in USERS + EXTRA_USERS:
+
+    async def person(caller: Principal | None, role: str, username: str, display: str, region_id: str | None,
+                     branch_id: str | None, home_branch_id: str | None, language: str) -> Doc:
         password = secrets.token_urlsafe(12)
-        if role not in credentials:
-            credentials[role] = {"username": username, "password": password}
-        user_id = str(uuid.uuid4())
-        users.append({
-            "_id": user_id, "username": username, "display_name": display, "role": role,
-            "region_id": region_ids.get(region) if region else None,
-            "branch_id": branch_ids.get(branch) if branch else None,
-            "home_branch_id": branch_ids.get(home) if home else None,
-            "language": lang, "email": f"{username}@demo.branch-audit.example", "active": True,
-            "password_hash": await services.passwords.hash(password), "created_at": now,
-        })
-        if role == "branch_head" and branch:
-            for b in branches:
-                if b["_id"] == branch_ids[branch]:
-                    b["head_user_id"] = user_id
+        credentials.setdefault(role, {"username": username, "password": password})
+        return await user_commands.create_user(services, caller, UserCreate.model_validate({
+            "username": username, "password": password, "role": role, "display_name": display,
+            "region_id": region_id, "branch_id": branch_id, "home_branch_id": home_branch_id,
+            "language": language, "email": f"{username}@demo.branch-audit.example",
+        }))
+
+    first, *others = USERS + EXTRA_USERS
+    role, username, display, _, _, _, lang = first
+    admin = principal_from_user(await person(None, role, username, display, None, None, None, lang))
+    region_ids: dict[str, str] = {}
+    for fields in REGIONS:
+        created = await org_commands.create_region(services, admin, RegionCreate.model_validate(fields))
+        region_ids[fields["code"]] = created["_id"]
+    branch_ids: dict[str, str] = {}
+    for code, name, region_code, address, lat, lon, tz, kind in BRANCHES:
+        branch = await org_commands.create_branch(services, admin, BranchCreate.model_validate({
+            "code": code, "name": name, "region_id": region_ids[region_code], "address": address,
+            "location": {"lat": lat, "lon": lon}, "timezone": tz, "branch_type": kind,
+            "opening_hours": {"open": "09:00", "close": "17:00", "weekdays": [0, 1, 2, 3, 4, 5]},
+        }))
+        branch_ids[code] = branch["_id"]
+    for role, username, display, region, branch_code, home, lang in others:
+        user = await person(admin, role, username, display, region_ids.get(region or ""),
+                            branch_ids.get(branch_code or ""), branch_ids.get(home or ""), lang)
         if role == "regional_manager" and region:
-            for r in regions:
-                if r["_id"] == region_ids[region]:
-                    r["manager_user_id"] = user_id
-
-    async def work(uow: UnitOfWork) -> None:
-        await uow.db.regions.insert_many(regions, session=uow.session)
-        await uow.db.branches.insert_many(branches, session=uow.session)
-        await uow.db.users.insert_many(users, session=uow.session)
-        uow.record("organisation.seed", "organisation", "demo",
-                   {"regions": len(regions), "branches": len(branches), "users": len(users)})
-
-    await services.transact(ActorInfo.system("seed"), work)
+            await org_commands.update_region(services, admin, region_ids[region],
+                                             RegionUpdate(manager_user_id=user["_id"]))
     return credentials

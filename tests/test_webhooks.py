@@ -92,7 +92,7 @@ async def test_a_real_receiver_gets_signed_deliveries_that_verify(
     assert verify_standard_webhook(hook["secret"], {k.lower(): v for k, v in headers.items()}, body)
     assert not verify_standard_webhook(hook["secret"], {k.lower(): v for k, v in headers.items()}, body + b" ")
     assert headers["webhook-timestamp"] == str(int(clock.now().timestamp()))
-    event = await services.db.events.find_one({"type": "region.created"})
+    event = await services.db.events.find_one({"type": "region.created", "payload.region_id": region["id"]})
     assert event is not None and headers["webhook-id"] == event["_id"]
     sent = json.loads(body)
     assert sent["type"] == "region.created" and sent["payload"]["region_id"] == region["id"]

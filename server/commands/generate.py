@@ -20,6 +20,7 @@ from typing import Any
 
 from schemas.audits import AuditStart, CheckinLocation
 from schemas.checklist import Checklist, Item
+from schemas.org import BranchCreate, RegionCreate
 from server.context import ActorInfo, Services
 from server.db import Doc
 from server.domain import answers as answer_rules
@@ -30,6 +31,7 @@ from server.domain.access import Principal
 from server.domain.rectifications import Actor
 from server.domain.scoring import score_audit
 from server.domain.submission import build_findings, finding_counts, rescored, submitted_changes
+from server.services import organisation as org_commands
 from server.settings import Settings
 from server.storage import reports
 from server.storage.audits import history_key
@@ -99,46 +101,8 @@ async def ensure_checklist(services: Services) -> tuple[Checklist, int]:
 async def ensure_org(services: Services, branches: int | None, rng: random.Random) -> Org:
     """Synthetic regions and branches when asked for (reused on a second run), else the existing ones."""
     db = services.db
-    now = services.clock.now()
     if branches:
-        region_count = max(2, branches // 50)
-        regions = [
-            {
-                "_id": f"gen-region-{r:03d}",
-                "code": f"GEN-R{r:03d}",
-                "name": f"Generated region {r}",
-                "created_at": now,
-            }
-            for r in range(region_count)
-        ]
-        branch_docs = [
-            {
-                "_id": f"gen-branch-{b:05d}",
-                "code": f"GEN-B{b:05d}",
-                "name": f"Generated branch {b}",
-                "region_id": regions[b % region_count]["_id"],
-                "address": f"{b} Generated Street",
-                "location": {"lat": 31.0 + rng.random(), "lon": 121.0 + rng.random()},
-                "geofence_m": 150,
-                "timezone": "Asia/Shanghai" if b % 3 else "Europe/Madrid",
-                "branch_type": "full_service",
-                "opening_hours": {"open": "09:00", "close": "17:00", "weekdays": [0, 1, 2, 3, 4]},
-                "head_user_id": None,
-                "created_at": now,
-            }
-            for b in range(branches)
-        ]
-        existing = {
-            d["_id"] for d in await db.regions.find({"_id": {"$in": [r["_id"] for r in regions]}}, {"_id": 1}).to_list()
-        }
-        missing_regions = [r for r in regions if r["_id"] not in existing]
-        if missing_regions:
-            await db.regions.insert_many(missing_regions)
-        existing = {d["_id"] async for d in db.branches.find({"_id": {"$regex": "^gen-branch-"}}, {"_id": 1})}
-        missing = [b for b in branch_docs if b["_id"] not in existing]
-        for start in range(0, len(missing), INSERT_BATCH):
-            await db.branches.insert_many(missing[start : start + INSERT_BATCH])
-        chosen = branch_docs
+        chosen = await _synthetic_branches(services, branches, rng)
     else:
         chosen = await db.branches.find(
             {"location": {"$exists": True}},
@@ -155,6 +119,34 @@ async def ensure_org(services: Services, branches: int | None, rng: random.Rando
         auditors = [(f"gen-inspector-{i}", "inspector", f"Generated Inspector {i}") for i in range(5)]
         auditors += [(f"gen-shopper-{i}", "mystery_shopper", f"Generated Shopper {i}") for i in range(5)]
     return Org(chosen, auditors, [f"gen-program-{p}" for p in range(4)])
+
+
+async def _synthetic_branches(services: Services, count: int, rng: random.Random) -> list[Doc]:
+    """GEN-R* regions and GEN-B* branches, made by the operator with the organisation commands (the same
+    events and trail entries as the admin API's); those a previous run made are reused by their codes."""
+    db = services.db
+    region_count = max(2, count // 50)
+    regions = {r["code"]: r for r in await db.regions.find({"code": {"$regex": "^GEN-R"}}).to_list()}
+    for r in range(region_count):
+        code = f"GEN-R{r:03d}"
+        if code not in regions:
+            regions[code] = await org_commands.create_region(
+                services, None, RegionCreate(code=code, name=f"Generated region {r}"))
+    existing = {b["code"]: b for b in await db.branches.find({"code": {"$regex": "^GEN-B"}}).to_list()}
+    chosen = []
+    for b in range(count):
+        code = f"GEN-B{b:05d}"
+        lat, lon = 31.0 + rng.random(), 121.0 + rng.random()
+        region = regions[f"GEN-R{b % region_count:03d}"]
+        if code not in existing:
+            existing[code] = await org_commands.create_branch(services, None, BranchCreate.model_validate({
+                "code": code, "name": f"Generated branch {b}", "region_id": region["_id"],
+                "address": f"{b} Generated Street", "location": {"lat": lat, "lon": lon},
+                "timezone": "Asia/Shanghai" if b % 3 else "Europe/Madrid",
+                "opening_hours": {"open": "09:00", "close": "17:00", "weekdays": [0, 1, 2, 3, 4]},
+            }))
+        chosen.append(existing[code])
+    return chosen
 
 
 def _started(

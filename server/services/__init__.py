@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from server.context import ActorInfo
+from server.domain import access
 from server.domain.access import Principal
 
 
@@ -28,8 +29,17 @@ class Origin:
 NO_ORIGIN = Origin()
 
 
-def actor_of(caller: Principal, origin: Origin = NO_ORIGIN) -> ActorInfo:
-    """The actor written on the events and trail entries of the caller's command."""
+def require_role_unless_operator(caller: Principal | None, roles: frozenset[str]) -> None:
+    """Commands the operator may also run from the command line (caller None, before any admin exists)."""
+    if caller is not None:
+        access.require_role(caller, roles)
+
+
+def actor_of(caller: Principal | None, origin: Origin = NO_ORIGIN) -> ActorInfo:
+    """The actor written on the events and trail entries of the caller's command; no caller is the operator
+    on the command line (or the first start's demo seeding), who acts as the system."""
+    if caller is None:
+        return ActorInfo.system("cli")
     return ActorInfo(
         user_id=caller.user_id,
         role=caller.role,
@@ -38,4 +48,4 @@ def actor_of(caller: Principal, origin: Origin = NO_ORIGIN) -> ActorInfo:
     )
 
 
-__all__ = ["NO_ORIGIN", "Origin", "actor_of"]
+__all__ = ["NO_ORIGIN", "Origin", "actor_of", "require_role_unless_operator"]

@@ -23,7 +23,7 @@ from server.domain import access, people
 from server.domain.access import Principal
 from server.domain.branches import same_local_time
 from server.errors import Conflict, NotFound, ValidationFailed, field_error
-from server.services import NO_ORIGIN, Origin, actor_of
+from server.services import NO_ORIGIN, Origin, actor_of, require_role_unless_operator
 from server.sessions import end_sessions_of_user
 from server.storage import branch_work, org, programs, users
 
@@ -33,9 +33,10 @@ ADMINS = access.ADMINISTRATORS
 # --- regions -------------------------------------------------------------------------------------
 
 
-async def create_region(services: Services, caller: Principal, command: RegionCreate,
+async def create_region(services: Services, caller: Principal | None, command: RegionCreate,
                         origin: Origin = NO_ORIGIN) -> Doc:
-    access.require_role(caller, ADMINS)
+    """`caller` None: the operator on the command line (the generator's synthetic organisation)."""
+    require_role_unless_operator(caller, ADMINS)
     doc = {"_id": str(uuid.uuid4()), **command.model_dump(), "created_at": services.clock.now()}
 
     async def work(uow: UnitOfWork) -> None:
@@ -91,9 +92,10 @@ async def update_region(services: Services, caller: Principal, region_id: str, c
 # --- branches ------------------------------------------------------------------------------------
 
 
-async def create_branch(services: Services, caller: Principal, command: BranchCreate,
+async def create_branch(services: Services, caller: Principal | None, command: BranchCreate,
                         origin: Origin = NO_ORIGIN) -> Doc:
-    access.require_role(caller, ADMINS)
+    """`caller` None: the operator on the command line (the generator's synthetic organisation)."""
+    require_role_unless_operator(caller, ADMINS)
     if await org.region(services.db, command.region_id) is None:
         raise ValidationFailed("Unknown region", errors=[field_error(["body", "region_id"], "no such region")])
     doc = {"_id": str(uuid.uuid4()), **command.model_dump(), "head_user_id": None, "created_at": services.clock.now()}

@@ -15,7 +15,7 @@ from pymongo.errors import DuplicateKeyError
 from schemas.admin import UserUpdate
 from schemas.events import AssignmentReturned, UserCreated, UserDeactivated, UserUpdated
 from schemas.org import UserCreate
-from server.context import ActorInfo, Services, UnitOfWork
+from server.context import Services, UnitOfWork
 from server.db import Doc
 from server.domain import access, people
 from server.domain.access import Principal
@@ -24,17 +24,12 @@ from server.errors import Conflict, NotFound, ValidationFailed, field_error
 from server.notify import channels as notify
 from server.notify.messages import render
 from server.security import Passwords
-from server.services import NO_ORIGIN, Origin, actor_of
+from server.services import NO_ORIGIN, Origin, actor_of, require_role_unless_operator
 from server.sessions import end_sessions_of_user
 from server.storage import org, programs, users
 
 ADMINS = access.ADMINISTRATORS
 RETURNED_REASON = "assignee deactivated"
-
-
-def _actor(caller: Principal | None, origin: Origin) -> ActorInfo:
-    """The command line acts as the system; everyone else as themselves."""
-    return actor_of(caller, origin) if caller is not None else ActorInfo.system("cli")
 
 
 async def _check_references(services: Services, values: dict[str, Any]) -> None:
@@ -62,8 +57,7 @@ async def create_user(services: Services, caller: Principal | None, command: Use
                       origin: Origin = NO_ORIGIN) -> Doc:
     """Create a user; a new branch head becomes the head of a branch that has none. `caller` None: the
     operator on the command line."""
-    if caller is not None:
-        access.require_role(caller, ADMINS)
+    require_role_unless_operator(caller, ADMINS)
     weak = password_problems(command.password, command.username)
     if weak:
         raise ValidationFailed("The password is refused: " + "; ".join(weak),
@@ -84,7 +78,7 @@ async def create_user(services: Services, caller: Principal | None, command: Use
         uow.record("user.create", "user", doc["_id"], {"username": command.username, "role": command.role})
 
     try:
-        await services.transact(_actor(caller, origin), work)
+        await services.transact(actor_of(caller, origin), work)
     except DuplicateKeyError:
         raise Conflict(f"Username {command.username} is taken",
                        errors=[field_error(["body", "username"], "taken")]) from None
