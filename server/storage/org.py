@@ -8,7 +8,7 @@ from pymongo import ASCENDING, IndexModel
 from pymongo.asynchronous.client_session import AsyncClientSession
 
 from server.db import Database, Doc
-from server.storage.paging import after_filter, combine, page_of
+from server.storage.records import Records
 
 INDEXES: dict[str, list[IndexModel]] = {
     "regions": [IndexModel("code", unique=True)],
@@ -18,6 +18,19 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel("head_user_id"),
     ],
 }
+
+_BRANCHES = Records("branches")
+_REGIONS = Records("regions")
+branch = _BRANCHES.by_id
+region = _REGIONS.by_id
+branches_page = _BRANCHES.page
+regions_page = _REGIONS.page
+insert_branch = _BRANCHES.insert
+insert_region = _REGIONS.insert
+branch_in = _BRANCHES.by_id_in  # administration: inside the command's transaction
+region_in = _REGIONS.by_id_in
+set_branch_fields = _BRANCHES.set_fields
+set_region_fields = _REGIONS.set_fields
 
 
 def public_branch(doc: Doc) -> dict[str, Any]:
@@ -44,30 +57,6 @@ def public_region(doc: Doc) -> dict[str, Any]:
             "manager_user_id": doc.get("manager_user_id"), "created_at": doc["created_at"]}
 
 
-async def branch(db: Database, branch_id: str) -> Doc | None:
-    return await db.branches.find_one({"_id": branch_id})
-
-
-async def region(db: Database, region_id: str) -> Doc | None:
-    return await db.regions.find_one({"_id": region_id})
-
-
-async def branches_page(
-    db: Database, filters: dict[str, Any], limit: int, cursor: str | None
-) -> tuple[list[Doc], str | None]:
-    sort = [("_id", 1)]
-    docs = await db.branches.find(combine(filters, after_filter(sort, cursor))).sort(sort).limit(limit + 1).to_list()
-    return page_of(docs, sort, limit)
-
-
-async def regions_page(
-    db: Database, filters: dict[str, Any], limit: int, cursor: str | None
-) -> tuple[list[Doc], str | None]:
-    sort = [("_id", 1)]
-    docs = await db.regions.find(combine(filters, after_filter(sort, cursor))).sort(sort).limit(limit + 1).to_list()
-    return page_of(docs, sort, limit)
-
-
 async def branches_in(db: Database, *, branch_ids: list[str] | None = None,
                       region_ids: list[str] | None = None) -> list[Doc]:
     query: dict[str, Any] = {}
@@ -78,38 +67,12 @@ async def branches_in(db: Database, *, branch_ids: list[str] | None = None,
     return await db.branches.find(query).sort("_id", 1).to_list()
 
 
-async def insert_branch(db: Database, doc: Doc, session: AsyncClientSession) -> None:
-    await db.branches.insert_one(doc, session=session)
-
-
-async def insert_region(db: Database, doc: Doc, session: AsyncClientSession) -> None:
-    await db.regions.insert_one(doc, session=session)
-
-
 async def set_branch_head(db: Database, branch_id: str, user_id: str, session: AsyncClientSession) -> None:
     await db.branches.update_one({"_id": branch_id, "head_user_id": None}, {"$set": {"head_user_id": user_id}},
                                  session=session)
 
 
 # --- administration --------------------------------------------------------------------------------
-
-
-async def branch_in(db: Database, branch_id: str, session: AsyncClientSession) -> Doc | None:
-    return await db.branches.find_one({"_id": branch_id}, session=session)
-
-
-async def region_in(db: Database, region_id: str, session: AsyncClientSession) -> Doc | None:
-    return await db.regions.find_one({"_id": region_id}, session=session)
-
-
-async def set_branch_fields(db: Database, branch_id: str, changes: dict[str, Any],
-                            session: AsyncClientSession) -> None:
-    await db.branches.update_one({"_id": branch_id}, {"$set": changes}, session=session)
-
-
-async def set_region_fields(db: Database, region_id: str, changes: dict[str, Any],
-                            session: AsyncClientSession) -> None:
-    await db.regions.update_one({"_id": region_id}, {"$set": changes}, session=session)
 
 
 async def make_branch_head(db: Database, branch_id: str, user_id: str, session: AsyncClientSession) -> None:

@@ -9,7 +9,7 @@ from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.asynchronous.client_session import AsyncClientSession
 
 from server.db import Database, Doc
-from server.storage.paging import after_filter, combine, page_of
+from server.storage.records import Records
 
 INDEXES: dict[str, list[IndexModel]] = {
     "programs": [IndexModel([("created_at", DESCENDING), ("_id", DESCENDING)])],
@@ -22,6 +22,16 @@ INDEXES: dict[str, list[IndexModel]] = {
 }
 OPEN_ASSIGNMENT = ["planned", "in_progress"]
 ASSIGNMENT_SORT = [("window_start", 1), ("_id", 1)]
+_PROGRAMS = Records("programs", sort=[("created_at", -1), ("_id", -1)])
+_ASSIGNMENTS = Records("assignments", sort=ASSIGNMENT_SORT)
+insert_program = _PROGRAMS.insert
+program = _PROGRAMS.by_id
+assignment = _ASSIGNMENTS.by_id
+assignments_page = _ASSIGNMENTS.page
+program_in = _PROGRAMS.by_id_in  # administration: inside the command's transaction
+assignment_in = _ASSIGNMENTS.by_id_in
+set_program_fields = _PROGRAMS.set_fields
+set_assignment_fields = _ASSIGNMENTS.set_fields
 
 
 def public_program(doc: Doc) -> dict[str, Any]:
@@ -61,18 +71,8 @@ def public_assignment(doc: Doc, *, show_assignee: bool) -> dict[str, Any]:
     }
 
 
-async def insert_program(db: Database, doc: Doc, session: AsyncClientSession) -> None:
-    await db.programs.insert_one(doc, session=session)
-
-
-async def program(db: Database, program_id: str) -> Doc | None:
-    return await db.programs.find_one({"_id": program_id})
-
-
 async def programs_page(db: Database, limit: int, cursor: str | None) -> tuple[list[Doc], str | None]:
-    sort = [("created_at", -1), ("_id", -1)]
-    docs = await db.programs.find(after_filter(sort, cursor)).sort(sort).limit(limit + 1).to_list()
-    return page_of(docs, sort, limit)
+    return await _PROGRAMS.page(db, {}, limit, cursor)
 
 
 async def assignments_of_program(db: Database, program_id: str, session: AsyncClientSession | None = None) -> list[Doc]:
@@ -125,18 +125,6 @@ async def booked_windows(
     return booked
 
 
-async def assignment(db: Database, assignment_id: str) -> Doc | None:
-    return await db.assignments.find_one({"_id": assignment_id})
-
-
-async def assignments_page(
-    db: Database, filters: dict[str, Any], limit: int, cursor: str | None
-) -> tuple[list[Doc], str | None]:
-    query = combine(filters, after_filter(ASSIGNMENT_SORT, cursor))
-    docs = await db.assignments.find(query).sort(ASSIGNMENT_SORT).limit(limit + 1).to_list()
-    return page_of(docs, ASSIGNMENT_SORT, limit)
-
-
 async def set_assignment_status(
     db: Database, assignment_id: str, status: str, session: AsyncClientSession, audit_id: str | None = None
 ) -> None:
@@ -149,24 +137,6 @@ async def set_assignment_status(
 # --- administration --------------------------------------------------------------------------------
 
 NOT_STARTED = "planned"
-
-
-async def program_in(db: Database, program_id: str, session: AsyncClientSession) -> Doc | None:
-    return await db.programs.find_one({"_id": program_id}, session=session)
-
-
-async def assignment_in(db: Database, assignment_id: str, session: AsyncClientSession) -> Doc | None:
-    return await db.assignments.find_one({"_id": assignment_id}, session=session)
-
-
-async def set_program_fields(db: Database, program_id: str, changes: dict[str, Any],
-                             session: AsyncClientSession) -> None:
-    await db.programs.update_one({"_id": program_id}, {"$set": changes}, session=session)
-
-
-async def set_assignment_fields(db: Database, assignment_id: str, changes: dict[str, Any],
-                                session: AsyncClientSession) -> None:
-    await db.assignments.update_one({"_id": assignment_id}, {"$set": changes}, session=session)
 
 
 async def not_started_of(db: Database, query: dict[str, Any], session: AsyncClientSession) -> list[Doc]:
