@@ -9,7 +9,7 @@ import json
 import os
 import signal
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from functools import partial
 from typing import Any
 
@@ -66,25 +66,34 @@ def main(argv: list[str] | None = None) -> int:
 # --- database access for one-shot commands -------------------------------------------------------
 
 
-def with_database(settings: Settings, work: Callable[[Any], Awaitable[int]]) -> int:
-    """Run `work(services)` against MONGODB_URI, or the embedded database started for the command."""
-    from server.app import bootstrap
-    from server.db import ensure_indexes
+def on_database(settings: Settings, uri: str | None, run: Callable[[str], Coroutine[Any, Any, int]]) -> int:
+    """Run `run(uri)`; without a URI, against the embedded database in VAR_DIR, started for the command and
+    stopped after it."""
     from server.embedded import EmbeddedDatabaseError, EmbeddedMongo
 
     embedded = None
-    uri = settings.mongodb_uri
     if not uri:
+        settings.var_dir.mkdir(parents=True, exist_ok=True)
         embedded = EmbeddedMongo(str(settings.var_dir / "db"), log_path=settings.var_dir / "db.log")
         try:
-            settings.var_dir.mkdir(parents=True, exist_ok=True)
             embedded.start()
         except EmbeddedDatabaseError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
         uri = embedded.uri
+    try:
+        return asyncio.run(run(uri))
+    finally:
+        if embedded:
+            embedded.stop()
 
-    async def run() -> int:
+
+def with_database(settings: Settings, work: Callable[[Any], Awaitable[int]]) -> int:
+    """Run `work(services)` against MONGODB_URI, or the embedded database started for the command."""
+    from server.app import bootstrap
+    from server.db import ensure_indexes
+
+    async def run(uri: str) -> int:
         # One-shot commands may run long aggregations (no socket timeout) and long finds (a long heartbeat).
         one_shot = settings.model_copy(update={
             "db_socket_timeout_ms": 0,
@@ -97,11 +106,7 @@ def with_database(settings: Settings, work: Callable[[Any], Awaitable[int]]) -> 
         finally:
             await services.client.close()
 
-    try:
-        return asyncio.run(run())
-    finally:
-        if embedded:
-            embedded.stop()
+    return on_database(settings, settings.mongodb_uri, run)
 
 
 def cmd_user_create(args: argparse.Namespace, settings: Settings) -> int:

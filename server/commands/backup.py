@@ -75,10 +75,9 @@ def running_database(var_dir: Path) -> str | None:
 
 def with_backup_database(settings: Settings, work: Work, *, while_serving: bool) -> int:
     """Run `work(client, db)`; `while_serving` False refuses a database a running server uses."""
+    from server.cli import on_database
     from server.db import connect
-    from server.embedded import EmbeddedDatabaseError, EmbeddedMongo
 
-    embedded = None
     uri = settings.mongodb_uri
     if not uri:
         uri = running_database(settings.var_dir)
@@ -86,17 +85,8 @@ def with_backup_database(settings: Settings, work: Work, *, while_serving: bool)
             print(f"error: the server serving {settings.var_dir} uses this database: stop it before restoring",
                   file=sys.stderr)
             return 1
-    if not uri:
-        settings.var_dir.mkdir(parents=True, exist_ok=True)
-        embedded = EmbeddedMongo(str(settings.var_dir / "db"), log_path=settings.var_dir / "db.log")
-        try:
-            embedded.start()
-        except EmbeddedDatabaseError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 1
-        uri = embedded.uri
 
-    async def run() -> int:
+    async def run(uri: str) -> int:
         client = connect(uri, timeout_ms=settings.db_timeout_ms, socket_timeout_ms=None,
                          heartbeat_timeout_ms=HEARTBEAT_TIMEOUT_MS)
         try:
@@ -104,11 +94,7 @@ def with_backup_database(settings: Settings, work: Work, *, while_serving: bool)
         finally:
             await client.close()
 
-    try:
-        return asyncio.run(run())
-    finally:
-        if embedded:
-            embedded.stop()
+    return on_database(settings, uri, run)
 
 
 def cmd_create(args: argparse.Namespace, settings: Settings) -> int:
