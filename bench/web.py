@@ -21,21 +21,16 @@ import gzip
 import os
 import statistics
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from aiohttp import ClientSession, web
+from aiohttp import ClientSession
 
-from bench.common import ROOT, save, table
-from server.app import bootstrap, create_app
+from bench.common import save, table
+from bench.served import served_demo
 from server.context import Services
-from server.db import ensure_indexes
-from server.demo import seed_demo
-from server.embedded import EmbeddedMongo, free_port
 from server.http.webapp import app_dir
-from server.settings import Settings
 
 ROUNDS = int(os.environ.get("BENCH_WEB_ROUNDS", "5"))
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
@@ -148,11 +143,8 @@ async def starts_on_3g(browser: Any, base: str, credentials: dict[str, str]) -> 
             "installed_runs_s": [round(s, 2) for s in installed]}
 
 
-async def submit_to_ack(browser: Any, base: str, credentials: dict[str, str], rounds: int) -> dict[str, Any]:
-    """Online: everything answered and sent, then the tap on Submit until the score is on screen."""
-    from tests.browser.conftest import phone_photo
-    from tests.browser.field_steps import answer_environment, answer_service
-
+async def signed_in_phone(browser: Any, base: str, credentials: dict[str, str]) -> tuple[Any, Any]:
+    """A phone at the branch (service worker allowed), signed in and on my visits."""
     context = await browser.new_context(base_url=base, viewport=PHONE, service_workers="allow",
                                         geolocation=AT_THE_BRANCH, permissions=["geolocation"])
     page = await context.new_page()
@@ -161,6 +153,15 @@ async def submit_to_ack(browser: Any, base: str, credentials: dict[str, str], ro
     await page.fill("#password", credentials["password"])
     await page.click("button[type=submit]")
     await page.wait_for_url("**/app/visits")
+    return context, page
+
+
+async def submit_to_ack(browser: Any, base: str, credentials: dict[str, str], rounds: int) -> dict[str, Any]:
+    """Online: everything answered and sent, then the tap on Submit until the score is on screen."""
+    from tests.browser.conftest import phone_photo
+    from tests.browser.field_steps import answer_environment, answer_service
+
+    context, page = await signed_in_phone(browser, base, credentials)
     timings: list[float] = []
     for n in range(rounds):
         await page.goto("/app/visits")
@@ -188,14 +189,7 @@ async def three_g_audit(browser: Any, base: str, credentials: dict[str, str], ph
     from tests.browser.conftest import camera_photo
     from tests.browser.field_steps import add_photos, answer_environment, answer_service, submit
 
-    context = await browser.new_context(base_url=base, viewport=PHONE, service_workers="allow",
-                                        geolocation=AT_THE_BRANCH, permissions=["geolocation"])
-    page = await context.new_page()
-    await page.goto("/app/")
-    await page.fill("#username", credentials["username"])
-    await page.fill("#password", credentials["password"])
-    await page.click("button[type=submit]")
-    await page.wait_for_url("**/app/visits")
+    context, page = await signed_in_phone(browser, base, credentials)
     await page.goto("/app/settings")
     await page.select_option("#photo-size", photo_size)
     await page.goto("/app/visits")
@@ -250,49 +244,27 @@ async def _wait_all_sent(page: Any) -> None:
 
 
 async def main_async() -> dict[str, Any]:
-    if not (app_dir() / "index.html").is_file():
-        raise SystemExit("web app not built: run make web")
     from playwright.async_api import async_playwright
 
     from tests.conftest import Api
 
-    sizes = build_sizes()
-    mongo = EmbeddedMongo(":memory:")
-    mongo.start()
-    settings = Settings(mongodb_uri=mongo.uri, database_name=f"bench_web_{uuid.uuid4().hex[:6]}", seed_demo=False,
-                        publish_checklists=False, run_jobs=False, log_level="WARNING", var_dir=ROOT / "var" / "bench",
-                        jwt_secret="bench-web-" + "x" * 32, argon2_time_cost=1, argon2_memory_kib=1024)
-    services = bootstrap(settings, mongo.uri)
-    runner: web.AppRunner | None = None
-    try:
-        await ensure_indexes(services.db)
-        demo = await seed_demo(services)
-        runner = web.AppRunner(create_app(services, start_jobs=False, prepare_data=False, close_client=False))
-        await runner.setup()
-        port = free_port()
-        await web.TCPSite(runner, "127.0.0.1", port).start()
-        base = f"http://127.0.0.1:{port}"
-        async with ClientSession() as session, async_playwright() as playwright:
-            api = Api(session, base, demo)
-            await prepare(services, api, ROUNDS + 3)
-            browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-            try:
-                figures: dict[str, Any] = {"budget_kb_gzip": BUDGET_KB}
-                figures["field_bundle"] = await field_bundle(browser, base, demo["inspector"], sizes)
-                figures["precache_kb_gzip"] = round(sum(sizes.values()), 1)
-                figures["three_g"] = await starts_on_3g(browser, base, demo["inspector"])
-                figures["submit_to_ack"] = await submit_to_ack(browser, base, demo["inspector"], ROUNDS)
-                figures["three_g_five_2mb_photos_s"] = {
-                    size: await three_g_audit(browser, base, demo["inspector"], size) for size in ("2048", "original")
-                }
-            finally:
-                await browser.close()
-        return figures
-    finally:
-        if runner:
-            await runner.cleanup()
-        await services.client.close()
-        mongo.stop()
+    async with served_demo("web") as served, ClientSession() as session, async_playwright() as playwright:
+        sizes = build_sizes()
+        base, inspector = served.base, served.demo["inspector"]
+        await prepare(served.services, Api(session, base, served.demo), ROUNDS + 3)
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            figures: dict[str, Any] = {"budget_kb_gzip": BUDGET_KB}
+            figures["field_bundle"] = await field_bundle(browser, base, inspector, sizes)
+            figures["precache_kb_gzip"] = round(sum(sizes.values()), 1)
+            figures["three_g"] = await starts_on_3g(browser, base, inspector)
+            figures["submit_to_ack"] = await submit_to_ack(browser, base, inspector, ROUNDS)
+            figures["three_g_five_2mb_photos_s"] = {
+                size: await three_g_audit(browser, base, inspector, size) for size in ("2048", "original")
+            }
+        finally:
+            await browser.close()
+    return figures
 
 
 def report(figures: dict[str, Any]) -> str:

@@ -19,20 +19,14 @@ import os
 import statistics
 import sys
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
-from aiohttp import web
-
 from bench.common import ROOT, save, table
-from server.app import bootstrap, create_app
+from bench.served import served_demo
 from server.commands.generate import generate_history
-from server.db import ensure_indexes
-from server.demo import seed_demo
-from server.embedded import EmbeddedMongo, free_port
+from server.context import Services
 from server.http.webapp import app_dir
-from server.settings import Settings
 
 AUDITS = int(os.environ.get("BENCH_HISTORY_AUDITS", "10000"))
 ROUNDS = int(os.environ.get("BENCH_WEB_ROUNDS", "7"))
@@ -156,35 +150,16 @@ async def history_timing(page: Any) -> dict[str, Any]:
 
 
 async def main_async() -> dict[str, Any]:
-    if not (app_dir() / "index.html").is_file():
-        raise SystemExit("web app not built: run make web")
-    sizes = asset_sizes()
-    mongo = EmbeddedMongo(":memory:")
-    mongo.start()
-    settings = Settings(mongodb_uri=mongo.uri, database_name=f"bench_console_{uuid.uuid4().hex[:6]}", seed_demo=False,
-                        publish_checklists=False, run_jobs=False, log_level="WARNING", var_dir=ROOT / "var" / "bench",
-                        jwt_secret="bench-console-" + "x" * 32, argon2_time_cost=1, argon2_memory_kib=1024,
-                        db_socket_timeout_ms=0, db_heartbeat_timeout_ms=600_000)
-    services = bootstrap(settings, mongo.uri)
-    runner: web.AppRunner | None = None
-    try:
-        await ensure_indexes(services.db)
-        demo = await seed_demo(services)
+    async def history(services: Services) -> None:
         started = time.perf_counter()
         await generate_history(services, count=AUDITS, branches=None, months=24, seed=7)
         print(f"seeded {AUDITS} audits in {time.perf_counter() - started:.1f} s", file=sys.stderr, flush=True)
-        runner = web.AppRunner(create_app(services, start_jobs=False, prepare_data=False, close_client=False))
-        await runner.setup()
-        port = free_port()
-        await web.TCPSite(runner, "127.0.0.1", port).start()
-        figures = await measure(f"http://127.0.0.1:{port}", demo, sizes)
-        figures["audits"] = await services.db.audits.count_documents({})
-        return figures
-    finally:
-        if runner:
-            await runner.cleanup()
-        await services.client.close()
-        mongo.stop()
+
+    # Seeding 10,000 audits outlasts the API's socket timeout and a short heartbeat.
+    async with served_demo("console", history, db_socket_timeout_ms=0, db_heartbeat_timeout_ms=600_000) as served:
+        figures = await measure(served.base, served.demo, asset_sizes())
+        figures["audits"] = await served.services.db.audits.count_documents({})
+    return figures
 
 
 def report(figures: dict[str, Any]) -> str:
