@@ -82,6 +82,58 @@ async def test_the_queue_releases_several_audits_at_once(desk: NewPage, console_
         assert stored["status"] == status
 
 
+async def test_the_queue_on_a_phone_is_cards_readable_without_scrolling_sideways(
+        desk: NewPage, console_world: ConsoleWorld) -> None:
+    overt = await submitted_audit(console_world)
+    covert = await submitted_audit(console_world, "mystery_shopper", covert=True)
+    reviewer = await desk("zh-CN", viewport=PHONE)
+    await console_sign_in(reviewer, console_world, "compliance")
+    rows = reviewer.locator("[data-test=queue-row]")
+    await rows.nth(1).wait_for()
+    await rows.first.locator(".flag").first.wait_for()
+    await shoot(reviewer, "console-review-queue-zh-CN-phone-cards")
+    page_width = await reviewer.evaluate("() => [document.documentElement.scrollWidth, innerWidth]")
+    assert page_width[0] <= page_width[1], f"the page scrolls sideways: {page_width}"
+    assert not await reviewer.locator(".table-scroll table thead").is_visible()
+    for audit in (overt, covert):
+        row = reviewer.locator(f"[data-audit='{audit['audit_id']}']")
+        box = await row.bounding_box()
+        assert box and box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"]
+        # Every fact of the row is on screen, named by its column, inside the card.
+        cells = await row.evaluate("""(tr) => [...tr.querySelectorAll('td[data-label]')].map((td) => {
+            const r = td.getBoundingClientRect();
+            return {label: getComputedStyle(td, '::before').content, text: td.innerText.trim(),
+                    left: r.left, right: r.right, height: r.height};
+        })""")
+        assert [c["label"] for c in cells] == ['"提交时间"', '"检查人"', '"得分"', '"标记"']
+        for cell in cells:
+            assert cell["height"] > 0 and cell["left"] >= box["x"] and cell["right"] <= box["x"] + box["width"], cell
+            assert cell["text"], cell
+        link = row.get_by_role("link")
+        target = await row.locator("label.check-target").bounding_box()
+        link_box = await link.bounding_box()
+        assert target and target["width"] >= 44 and target["height"] >= 44
+        assert link_box and link_box["height"] >= 44 and link_box["x"] + link_box["width"] <= PHONE["width"]
+    covert_row = reviewer.locator(f"[data-audit='{covert['audit_id']}']")
+    assert "暗访" in await covert_row.inner_text()
+    # The 44 px target selects the audit even when the tap misses the box itself.
+    target = await covert_row.locator("label.check-target").bounding_box()
+    assert target
+    await reviewer.mouse.click(target["x"] + target["width"] - 3, target["y"] + target["height"] - 3)
+    assert await covert_row.locator("[data-test=select]").is_checked()
+    assert await reviewer.locator("[data-test=bulk-release]").inner_text() == "发布所选（1）"
+    await reviewer.locator("[data-test=select-all-narrow]").click()
+    assert await reviewer.locator("[data-test=bulk-release]").inner_text() == "发布所选（2）"
+    await reviewer.locator(f"[data-audit='{overt['audit_id']}'] a").click()
+    await reviewer.wait_for_url(f"**/app/review/audits/{overt['audit_id']}")
+    # At desktop size the same screen is a table again.
+    await reviewer.set_viewport_size(DESKTOP)
+    await reviewer.goto("/app/review")
+    await rows.nth(1).wait_for()
+    assert await reviewer.locator(".table-scroll table thead").is_visible()
+    assert not await reviewer.locator("[data-test=select-all-narrow]").is_visible()
+
+
 async def test_appeal_rescore_is_shown_before_the_overturn_and_a_rejected_fix_gets_a_new_due_date(
         desk: NewPage, console_world: ConsoleWorld) -> None:
     audit = await released_audit(console_world, fail=("hall_clean", "atm_working"))
