@@ -206,9 +206,18 @@ async def current_version(services: Services, key: str) -> int | None:
     entry = cache.get(key)
     if entry is not None and entry[0] > now:
         return entry[1]
+    claim = None
+    if entry is not None:
+        # One request re-reads; the requests arriving meanwhile keep the version read a moment ago (at most one
+        # round trip older than CURRENT_TTL_S) instead of all asking the database at once, each on a pooled
+        # connection of its own (32 phones: 32 reads a second, not 1).
+        claim = cache[key] = (now + CURRENT_TTL_S, entry[1])
     version = await store.current_version(services.db, key)
-    if version is not None:
-        cache[key] = (now + CURRENT_TTL_S, version)
+    if cache.get(key) is claim:  # else a local publish forgot it meanwhile (forget_current), or another read won
+        if version is not None:
+            cache[key] = (time.monotonic() + CURRENT_TTL_S, version)
+        else:
+            cache.pop(key, None)
     return version
 
 

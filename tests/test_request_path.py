@@ -1,0 +1,57 @@
+"""What every request pays for on the way to its handler, kept small: the current checklist pointer is re-read
+by one request at a time, not by every request that finds it stale."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from server.checklists import serving
+from server.context import Services
+from server.storage import checklists as store
+
+
+async def test_a_stale_current_version_is_re_read_by_one_request_while_the_others_keep_it(
+        services: Services, monkeypatch: pytest.MonkeyPatch) -> None:
+    reads = 0
+    release = asyncio.Event()
+
+    async def slow_read(db: object, key: str) -> int:
+        nonlocal reads
+        reads += 1
+        await release.wait()
+        return 7
+
+    monkeypatch.setattr(store, "current_version", slow_read)
+    services.shared.current_checklists["branch-service"] = (time.monotonic() - 0.1, 6)
+    waiting = [asyncio.create_task(serving.current_version(services, "branch-service")) for _ in range(20)]
+    await asyncio.sleep(0.01)
+    assert reads == 1
+    assert [task.result() for task in waiting if task.done()] == [6] * 19
+    release.set()
+    assert await asyncio.gather(*waiting) == [7] + [6] * 19  # the first to find it stale read it
+    assert await serving.current_version(services, "branch-service") == 7
+    assert reads == 1
+
+
+async def test_a_local_publish_during_a_re_read_is_not_overwritten_by_it(
+        services: Services, monkeypatch: pytest.MonkeyPatch) -> None:
+    release = asyncio.Event()
+    versions = iter([6, 8])
+
+    async def read(db: object, key: str) -> int:
+        version = next(versions)
+        if version == 6:
+            await release.wait()  # read before the publish, answered after it
+        return version
+
+    monkeypatch.setattr(store, "current_version", read)
+    services.shared.current_checklists["branch-service"] = (time.monotonic() - 0.1, 5)
+    stale = asyncio.create_task(serving.current_version(services, "branch-service"))
+    await asyncio.sleep(0.01)
+    serving.forget_current(services, "branch-service")  # as publishing version 8 here does
+    release.set()
+    assert await stale == 6
+    assert await serving.current_version(services, "branch-service") == 8
