@@ -17,7 +17,6 @@ import contextlib
 import contextvars
 import logging
 import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -185,7 +184,7 @@ async def _renew(services: Services, state: AuthState) -> None:
 # --- revoking --------------------------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(slots=True)
 class PendingRevocation:
     epoch: int | None = None
 
@@ -201,17 +200,23 @@ def note_revocation(epoch: int) -> None:
         pending.epoch = max(pending.epoch or 0, epoch)
 
 
-@contextlib.asynccontextmanager
-async def revocations_reach_every_instance(services: Services) -> AsyncIterator[None]:
-    """Around a request or a command: after it, no instance still trusts what it revoked."""
-    pending = PendingRevocation()
-    token = _pending.set(pending)
-    try:
-        yield
-    finally:
-        _pending.reset(token)
-        if pending.epoch is not None:
-            await _wait_until_forgotten(services, pending.epoch)
+class revocations_reach_every_instance:  # lower case: read as a verb at `async with`, as before
+    """Around a request or a command: after it, no instance still trusts what it revoked. A plain class,
+    not a generator context manager: it wraps every request, and this costs a quarter of the time."""
+
+    __slots__ = ("_pending", "_services", "_token")
+
+    def __init__(self, services: Services) -> None:
+        self._services = services
+        self._pending = PendingRevocation()
+
+    async def __aenter__(self) -> None:
+        self._token = _pending.set(self._pending)
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        _pending.reset(self._token)
+        if self._pending.epoch is not None:
+            await _wait_until_forgotten(self._services, self._pending.epoch)
 
 
 async def _wait_until_forgotten(services: Services, epoch: int) -> None:

@@ -1,12 +1,12 @@
 """Request ids, problem+json for every error, 503 while the database is away, metrics, and authentication's
-own middlewares (download tickets; revocations reach every instance before the answer)."""
+own middleware (download tickets; revocations reach every instance before the answer)."""
 
 from __future__ import annotations
 
 import json
 import logging
+import secrets
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
@@ -65,8 +65,9 @@ def _from_http_exception(exc: web.HTTPException) -> Problem:
 def build_middlewares(metrics: Metrics) -> list[Callable[..., Awaitable[web.StreamResponse]]]:
     @web.middleware
     async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
-        incoming = request.headers.get("X-Request-ID", "")
-        request_id: str = incoming if acceptable_request_id(incoming) else uuid.uuid4().hex
+        incoming = request.headers.get("X-Request-ID")
+        # 32 random hex digits, as uuid4().hex gave, at a fifth of its cost.
+        request_id: str = incoming if incoming and acceptable_request_id(incoming) else secrets.token_hex(16)
         request[REQUEST_ID] = request_id
         token = current_request_id.set(request_id)
         started = time.perf_counter()
@@ -81,10 +82,11 @@ def build_middlewares(metrics: Metrics) -> list[Callable[..., Awaitable[web.Stre
             elapsed = time.perf_counter() - started
             metrics.observe_request(request.method, route, status, elapsed)
             # Slow requests are warnings so they show at the default production log level.
-            log.log(logging.WARNING if elapsed >= SLOW_REQUEST_S else logging.INFO, "request",
-                    extra={"method": request.method, "path": request.path, "route": route,
-                           "status": status, "duration_ms": round(elapsed * 1000, 2),
-                           "client": client_address(request)})
+            level = logging.WARNING if elapsed >= SLOW_REQUEST_S else logging.INFO
+            if log.isEnabledFor(level):  # the record's fields cost more than the check, at every request
+                log.log(level, "request", extra={"method": request.method, "path": request.path, "route": route,
+                                                 "status": status, "duration_ms": round(elapsed * 1000, 2),
+                                                 "client": client_address(request)})
             current_request_id.reset(token)
 
     async def _render_errors(request: web.Request, handler: Handler, request_id: str) -> web.StreamResponse:
