@@ -81,20 +81,30 @@ async def prepare(services: Services, api: Any, rounds: int) -> None:
         await plan_visit(api, services.db)
 
 
-async def field_bundle(browser: Any, base: str, credentials: dict[str, str], sizes: dict[str, float]
-                       ) -> dict[str, Any]:
-    """Walk every field screen in a cold context (no service worker) and add up what it fetched."""
-    from tests.browser.field_steps import answer_environment, answer_service, open_visit_and_start, submit
+async def phone_at_the_branch(browser: Any, base: str, service_workers: str) -> Any:
+    return await browser.new_context(base_url=base, viewport=PHONE, service_workers=service_workers,
+                                     geolocation=AT_THE_BRANCH, permissions=["geolocation"])
 
-    context = await browser.new_context(base_url=base, viewport=PHONE, service_workers="block",
-                                        geolocation=AT_THE_BRANCH, permissions=["geolocation"])
-    fetched = Fetched(context)
+
+async def sign_in(context: Any, credentials: dict[str, str]) -> Any:
+    """A new page of `context`, signed in and on my visits."""
     page = await context.new_page()
     await page.goto("/app/")
     await page.fill("#username", credentials["username"])
     await page.fill("#password", credentials["password"])
     await page.click("button[type=submit]")
     await page.wait_for_url("**/app/visits")
+    return page
+
+
+async def field_bundle(browser: Any, base: str, credentials: dict[str, str], sizes: dict[str, float]
+                       ) -> dict[str, Any]:
+    """Walk every field screen in a cold context (no service worker) and add up what it fetched."""
+    from tests.browser.field_steps import answer_environment, answer_service, open_visit_and_start, submit
+
+    context = await phone_at_the_branch(browser, base, "block")
+    fetched = Fetched(context)
+    page = await sign_in(context, credentials)
     await page.locator("[data-test=visit]").first.wait_for()
     audit_id = await open_visit_and_start(page)
     from tests.browser.conftest import phone_photo
@@ -145,15 +155,8 @@ async def starts_on_3g(browser: Any, base: str, credentials: dict[str, str]) -> 
 
 async def signed_in_phone(browser: Any, base: str, credentials: dict[str, str]) -> tuple[Any, Any]:
     """A phone at the branch (service worker allowed), signed in and on my visits."""
-    context = await browser.new_context(base_url=base, viewport=PHONE, service_workers="allow",
-                                        geolocation=AT_THE_BRANCH, permissions=["geolocation"])
-    page = await context.new_page()
-    await page.goto("/app/")
-    await page.fill("#username", credentials["username"])
-    await page.fill("#password", credentials["password"])
-    await page.click("button[type=submit]")
-    await page.wait_for_url("**/app/visits")
-    return context, page
+    context = await phone_at_the_branch(browser, base, "allow")
+    return context, await sign_in(context, credentials)
 
 
 async def submit_to_ack(browser: Any, base: str, credentials: dict[str, str], rounds: int) -> dict[str, Any]:

@@ -11,9 +11,12 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from server.settings import Settings
+
+if TYPE_CHECKING:
+    from server.embedded import EmbeddedMongo
 
 Command = Callable[[argparse.Namespace, Settings], int]
 
@@ -66,19 +69,27 @@ def main(argv: list[str] | None = None) -> int:
 # --- database access for one-shot commands -------------------------------------------------------
 
 
+def start_embedded(settings: Settings) -> EmbeddedMongo | None:
+    """The embedded database in VAR_DIR, started; None (with the reason on stderr) when it cannot start."""
+    from server.embedded import EmbeddedDatabaseError, EmbeddedMongo
+
+    settings.var_dir.mkdir(parents=True, exist_ok=True)
+    embedded = EmbeddedMongo(str(settings.var_dir / "db"), log_path=settings.var_dir / "db.log")
+    try:
+        embedded.start()
+    except EmbeddedDatabaseError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return None
+    return embedded
+
+
 def on_database(settings: Settings, uri: str | None, run: Callable[[str], Coroutine[Any, Any, int]]) -> int:
     """Run `run(uri)`; without a URI, against the embedded database in VAR_DIR, started for the command and
     stopped after it."""
-    from server.embedded import EmbeddedDatabaseError, EmbeddedMongo
-
     embedded = None
     if not uri:
-        settings.var_dir.mkdir(parents=True, exist_ok=True)
-        embedded = EmbeddedMongo(str(settings.var_dir / "db"), log_path=settings.var_dir / "db.log")
-        try:
-            embedded.start()
-        except EmbeddedDatabaseError as exc:
-            print(f"error: {exc}", file=sys.stderr)
+        embedded = start_embedded(settings)
+        if embedded is None:
             return 1
         uri = embedded.uri
     try:
@@ -168,7 +179,6 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     build_auth_state(settings)  # a weak secret or a bad TRUSTED_PROXIES stops start-up here, in one line
     if args.worker:
         return asyncio.run(_serve_process(settings, settings.mongodb_uri or "", reuse_port=True, prepare=False))
-    from server.embedded import EmbeddedDatabaseError, EmbeddedMongo
     from server.supervisor import DatabaseWatchdog, RunState
 
     settings.var_dir.mkdir(parents=True, exist_ok=True)
@@ -177,11 +187,8 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     watchdog = None
     uri = settings.mongodb_uri
     if not uri:
-        embedded = EmbeddedMongo(str(settings.var_dir / "db"), log_path=settings.var_dir / "db.log")
-        try:
-            embedded.start()
-        except EmbeddedDatabaseError as exc:
-            print(f"error: {exc}", file=sys.stderr)
+        embedded = start_embedded(settings)
+        if embedded is None:
             return 1
         uri = embedded.uri
         run_state.update(db_pid=embedded.process.pid if embedded.process else None, db_port=embedded.port)

@@ -21,16 +21,8 @@ INDEXES: dict[str, list[IndexModel]] = {
 
 _BRANCHES = Records("branches")
 _REGIONS = Records("regions")
-branch = _BRANCHES.by_id
-region = _REGIONS.by_id
-branches_page = _BRANCHES.page
-regions_page = _REGIONS.page
-insert_branch = _BRANCHES.insert
-insert_region = _REGIONS.insert
-branch_in = _BRANCHES.by_id_in  # administration: inside the command's transaction
-region_in = _REGIONS.by_id_in
-set_branch_fields = _BRANCHES.set_fields
-set_region_fields = _REGIONS.set_fields
+branch, branches_page = _BRANCHES.by_id, _BRANCHES.page
+region, regions_page = _REGIONS.by_id, _REGIONS.page
 
 
 def public_branch(doc: Doc) -> dict[str, Any]:
@@ -72,7 +64,10 @@ async def set_branch_head(db: Database, branch_id: str, user_id: str, session: A
                                  session=session)
 
 
-# --- administration --------------------------------------------------------------------------------
+# --- administration: inside the command's transaction ---------------------------------------------
+
+insert_branch, branch_in, set_branch_fields = _BRANCHES.insert, _BRANCHES.by_id_in, _BRANCHES.set_fields
+insert_region, region_in, set_region_fields = _REGIONS.insert, _REGIONS.by_id_in, _REGIONS.set_fields
 
 
 async def make_branch_head(db: Database, branch_id: str, user_id: str, session: AsyncClientSession) -> None:

@@ -24,14 +24,8 @@ OPEN_ASSIGNMENT = ["planned", "in_progress"]
 ASSIGNMENT_SORT = [("window_start", 1), ("_id", 1)]
 _PROGRAMS = Records("programs", sort=[("created_at", -1), ("_id", -1)])
 _ASSIGNMENTS = Records("assignments", sort=ASSIGNMENT_SORT)
-insert_program = _PROGRAMS.insert
-program = _PROGRAMS.by_id
-assignment = _ASSIGNMENTS.by_id
-assignments_page = _ASSIGNMENTS.page
-program_in = _PROGRAMS.by_id_in  # administration: inside the command's transaction
-assignment_in = _ASSIGNMENTS.by_id_in
-set_program_fields = _PROGRAMS.set_fields
-set_assignment_fields = _ASSIGNMENTS.set_fields
+program, insert_program = _PROGRAMS.by_id, _PROGRAMS.insert
+assignment, assignments_page = _ASSIGNMENTS.by_id, _ASSIGNMENTS.page
 
 
 def public_program(doc: Doc) -> dict[str, Any]:
@@ -134,8 +128,10 @@ async def set_assignment_status(
     await db.assignments.update_one({"_id": assignment_id}, {"$set": changes}, session=session)
 
 
-# --- administration --------------------------------------------------------------------------------
+# --- administration: inside the command's transaction ---------------------------------------------
 
+program_in, set_program_fields = _PROGRAMS.by_id_in, _PROGRAMS.set_fields
+assignment_in, set_assignment_fields = _ASSIGNMENTS.by_id_in, _ASSIGNMENTS.set_fields
 NOT_STARTED = "planned"
 
 
