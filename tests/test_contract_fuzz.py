@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -20,8 +21,10 @@ from server.embedded import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 ROLES = ["admin", "compliance", "regional_manager", "branch_head", "inspector", "mystery_shopper"]
-# Seconds of fuzzing per role; CI keeps it short, FUZZ_SECONDS=300 digs deeper.
-SECONDS_PER_ROLE = int(os.environ.get("FUZZ_SECONDS", "12"))
+# make test runs one pass per role: FUZZ_EXAMPLES cases for every operation, bounded by count rather than time, so
+# a slow machine takes longer instead of leaving operations untested (about 5-10 s a role, 40-60 s in all).
+# FUZZ_SECONDS=300 digs deeper: each role fuzzes that long, pass after pass.
+SECONDS_PER_ROLE = int(os.environ.get("FUZZ_SECONDS", "0"))
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "3"))
 CHECKS = "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance"
 # Logging out would end the session the rest of the run uses.
@@ -79,20 +82,28 @@ def live_server(mongo_uri: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
 def test_every_operation_survives_fuzzing(live_server: tuple[str, dict[str, str]], role: str,
                                           tmp_path: Path) -> None:
     base, tokens = live_server
+    # One worker: Hypothesis describes lambdas by parsing their source, and Python 3.11's parser is not safe
+    # across threads ("AST constructor recursion depth mismatch" failed an operation now and then).
     cmd = [
         str(Path(sys.executable).parent / "schemathesis"), "run", f"{base}/openapi.json",
-        "--checks", CHECKS, "--max-time", str(SECONDS_PER_ROLE), "--max-examples", str(EXAMPLES),
+        "--checks", CHECKS, "--max-examples", str(EXAMPLES),
         "--phases", "examples,fuzzing", "--seed", "20261122",
-        "--exclude-path-regex", EXCLUDED, "--request-timeout", "20", "--workers", "2",
+        "--exclude-path-regex", EXCLUDED, "--request-timeout", "20", "--workers", "1",
         "--suppress-health-check", "all", "--warnings", "off", "--no-color",
     ]
+    if SECONDS_PER_ROLE:
+        cmd += ["--max-time", str(SECONDS_PER_ROLE)]
     if role != "anonymous":
         cmd += ["-H", f"Authorization: Bearer {tokens[role]}"]
-    result = subprocess.run(cmd, capture_output=True, text=True, timeout=SECONDS_PER_ROLE * 10 + 120,
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=SECONDS_PER_ROLE * 2 + 300,
                             cwd=tmp_path, env={**os.environ, "NO_COLOR": "1", "PYTHONPATH": str(ROOT),
                                                "SCHEMATHESIS_HOOKS": "tests.fuzz_hooks"})
     output = result.stdout + result.stderr
     print(output[-3000:])
     assert result.returncode == 0, output[-6000:]
-    # The run really exercised the API (a schema that failed to load would test nothing).
-    assert "passed" in output.lower() or "operations" in output.lower(), output[-2000:]
+    # The run exercised every operation it selected (a schema that failed to load, or a run that ran out of time,
+    # would leave some untested and still exit 0).
+    selected = re.search(r"Selected: (\d+)/\d+", output)
+    tested = re.search(r"Tested: (\d+)", output)
+    assert selected and tested, output[-2000:]
+    assert int(selected[1]) > 0 and tested[1] == selected[1], output[-2000:]
