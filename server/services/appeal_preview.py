@@ -6,11 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from server.context import Services
-from server.domain import access
 from server.domain.access import Principal
 from server.domain.submission import rescored
-from server.errors import InvalidTransition, NotFound
-from server.services.audits import pinned_checklist
+from server.errors import NotFound
+from server.services.appeals import pending_appeal
 from server.storage import audits as store
 
 
@@ -29,16 +28,7 @@ class RescorePreview:
 
 async def preview_overturn(services: Services, caller: Principal, appeal_id: str) -> RescorePreview:
     """The audit's score now and if this pending appeal were overturned."""
-    access.require_role(caller, access.REVIEWERS)
-    appeal = await store.appeal(services.db, appeal_id)
-    if appeal is None:
-        raise NotFound("Appeal not found")
-    if appeal["status"] != "pending":
-        raise InvalidTransition(f"The appeal is already {appeal['status']}")
-    audit = await store.audit(services.db, appeal["audit_id"])
-    if audit is None:
-        raise NotFound("Audit not found")
-    checklist = await pinned_checklist(services, audit)
+    appeal, audit, checklist = await pending_appeal(services, caller, appeal_id)
     findings = await store.findings_of(services.db, audit["_id"])
     overturned = {f["item_id"] for f in findings if f["status"] == "overturned"}
     appealed = next((f for f in findings if f["_id"] == appeal["finding_id"]), None)

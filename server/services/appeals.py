@@ -135,11 +135,10 @@ async def file_appeal(services: Services, caller: Principal, command: FileAppeal
     return Filed(appeal, created=True)
 
 
-async def decide_appeal(services: Services, caller: Principal, command: DecideAppeal, *,
-                        origin: Origin = NO_ORIGIN) -> Doc:
-    """Uphold or overturn a pending appeal; overturning re-scores the audit with its own rules version."""
+async def pending_appeal(services: Services, caller: Principal, appeal_id: str) -> tuple[Doc, Doc, Checklist]:
+    """A pending appeal a reviewer may decide, its audit and the checklist version that audit was scored on."""
     access.require_role(caller, access.REVIEWERS)
-    appeal = await store.appeal(services.db, command.appeal_id)
+    appeal = await store.appeal(services.db, appeal_id)
     if appeal is None:
         raise NotFound("Appeal not found")
     if appeal["status"] != "pending":
@@ -147,7 +146,13 @@ async def decide_appeal(services: Services, caller: Principal, command: DecideAp
     audit = await store.audit(services.db, appeal["audit_id"])
     if audit is None:
         raise NotFound("Audit not found")
-    checklist = await pinned_checklist(services, audit)
+    return appeal, audit, await pinned_checklist(services, audit)
+
+
+async def decide_appeal(services: Services, caller: Principal, command: DecideAppeal, *,
+                        origin: Origin = NO_ORIGIN) -> Doc:
+    """Uphold or overturn a pending appeal; overturning re-scores the audit with its own rules version."""
+    appeal, audit, checklist = await pending_appeal(services, caller, command.appeal_id)
     overturned = command.outcome == "overturned"
 
     async def work(uow: UnitOfWork) -> Doc:
