@@ -232,6 +232,6 @@ class UnitOfWork:
         sequencer: the markers, not flags on the documents, say what waits (server.storage.outbox)."""
         at = self.services.clock.now()
         if self.events:
-            await outbox.write_events(self.db, self.events, at, self.session)
+            await outbox.write_events(self.db, self.events, at, self.session, self.services.instance_id)
         if self.trail:
-            await trail_store.write_entries(self.db, self.trail, at, self.session)
+            await trail_store.write_entries(self.db, self.trail, at, self.session, self.services.instance_id)

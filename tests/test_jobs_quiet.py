@@ -16,7 +16,7 @@ from server.context import Services
 from server.jobs.dispatcher import Dispatcher
 from server.jobs.runner import BackgroundJob
 from server.jobs.sequencer import Sequencer, sequence_pending
-from server.jobs.wakeups import Wakeups
+from server.jobs.wakeups import Wakeups, sequenced_elsewhere
 from server.settings import Settings
 from server.storage import trail
 from tests.test_events_dispatcher import SYSTEM, Pinged, counting_handler, effect_counts
@@ -54,9 +54,47 @@ async def test_jobs_at_rest_send_a_few_reads_and_no_writes(services: Services, m
         for job in reversed(jobs):
             await job.stop()
         await client.close()
-    # Before: every job renewed its lease and read its cursor every 0.1 s (about 100 commands here).
+    # Before: every job renewed its lease and read its cursor every 0.1 s (about 100 commands here). Now: the
+    # change stream's idle getMore once a second, and in the window at most one slow-poll pass of the
+    # sequencer and of the dispatcher (two reads each).
     assert not WRITES & set(at_rest), at_rest
-    assert len(at_rest) <= 6, at_rest
+    assert at_rest.count("getMore") <= 4, at_rest
+    assert len([name for name in at_rest if name != "getMore"]) <= 4, at_rest
+
+
+async def test_the_change_stream_leaves_out_this_instances_own_commits(services: Services) -> None:
+    # The same instance, but a wake-up of its own: only the change stream can set it.
+    watcher = dataclasses.replace(services, outbox_signal=asyncio.Event())
+    other = dataclasses.replace(services, instance_id="another-instance", outbox_signal=asyncio.Event())
+    wakeups = Wakeups(watcher)
+
+    async def work(uow: Any) -> None:
+        uow.emit(Pinged(n=1), subject_type="thing", subject_id="x")
+        uow.record("thing.ping", "thing", "x")
+
+    try:
+        await wakeups.start()
+        await asyncio.sleep(0.5)  # the stream is open
+        await services.transact(SYSTEM, work)
+        await asyncio.sleep(0.5)
+        assert not watcher.outbox_signal.is_set()  # its own commit already woke it in-process
+        await other.transact(SYSTEM, work)
+        started = time.perf_counter()
+        while not watcher.outbox_signal.is_set():
+            assert time.perf_counter() - started < 2.0, "another instance's commit did not wake it"
+            await asyncio.sleep(0.01)
+    finally:
+        await wakeups.stop()
+
+
+def test_a_sequence_state_change_wakes_the_dispatcher_unless_this_instance_wrote_it() -> None:
+    moved_to_7 = {"operationType": "update", "updateDescription": {"updatedFields": {"last_seq": 7}}}
+    assert not sequenced_elsewhere(moved_to_7, own_last_seq=7)  # its own commit: signalled in-process
+    assert not sequenced_elsewhere(moved_to_7, own_last_seq=9)  # an older change: already dispatched past it
+    assert sequenced_elsewhere(moved_to_7, own_last_seq=5)
+    assert sequenced_elsewhere(moved_to_7, own_last_seq=None)  # this instance does not sequence, or forgot
+    assert sequenced_elsewhere({"operationType": "insert", "fullDocument": {"last_seq": 3}}, own_last_seq=2)
+    assert sequenced_elsewhere({"operationType": "replace"}, own_last_seq=9)  # no seq to compare: wake
 
 
 async def test_another_instances_commit_reaches_the_handler_within_a_second(

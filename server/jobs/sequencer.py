@@ -94,6 +94,11 @@ def _belief(services: Services) -> Sequenced:
     return services.shared.sequenced
 
 
+def own_last_seq(services: Services) -> int | None:
+    """The last seq this process's sequencer committed, when it believes it knows (server.jobs.wakeups)."""
+    return _belief(services).last_seq
+
+
 async def sequence_pending(services: Services, batch: int = BATCH) -> tuple[int, bool]:
     """Number the oldest pending events and seal the oldest pending trail entries together, one
     transaction per about `batch` of each (a commit's events and trail entries usually share one);

@@ -67,20 +67,23 @@ def slices(items: list[Any], size: int = IN_SLICE) -> list[list[Any]]:
 # --- writing (UnitOfWork.flush, inside the state change's transaction) ----------------------------
 
 
-def pending_marker(events: list[Doc], at: datetime) -> Doc:
+def pending_marker(events: list[Doc], at: datetime, by: str) -> Doc:
     """The one marker a transaction writes for all its events, in emission order. `at` is the time of
     the flush, just before the commit; the ObjectId orders markers flushed within one millisecond by
-    one process in flush order."""
+    one process in flush order. `by` is the committing instance: it wakes its own sequencer in-process,
+    so its change stream leaves out its own markers (server.jobs.wakeups)."""
     return {
         "_id": ObjectId(),
         "at": at,
+        "by": by,
         "events": [{"id": e["_id"], "type": e["type"], "subject": subject_key(e)} for e in events],
     }
 
 
-async def write_events(db: Database, events: list[Doc], at: datetime, session: AsyncClientSession) -> None:
+async def write_events(db: Database, events: list[Doc], at: datetime, session: AsyncClientSession,
+                       by: str) -> None:
     await db.events.insert_many(events, session=session)
-    await db.outbox_pending.insert_one(pending_marker(events, at), session=session)
+    await db.outbox_pending.insert_one(pending_marker(events, at, by), session=session)
 
 
 # --- sequencing ----------------------------------------------------------------------------------

@@ -158,11 +158,13 @@ class ChainWalker:
 # --- writing (UnitOfWork.flush, inside the change's transaction) -----------------------------------
 
 
-async def write_entries(db: Database, entries: list[Doc], at: datetime, session: AsyncClientSession) -> None:
-    """The entries, and one marker listing them in recording order for the sealer."""
+async def write_entries(db: Database, entries: list[Doc], at: datetime, session: AsyncClientSession,
+                        by: str) -> None:
+    """The entries, and one marker listing them in recording order for the sealer (`by`: the committing
+    instance, as on the outbox's markers)."""
     await db.trail.insert_many(entries, session=session)
-    await db.trail_pending.insert_one({"_id": ObjectId(), "at": at, "entry_ids": [e["_id"] for e in entries]},
-                                      session=session)
+    await db.trail_pending.insert_one(
+        {"_id": ObjectId(), "at": at, "by": by, "entry_ids": [e["_id"] for e in entries]}, session=session)
 
 
 # --- sealing (run by the sequencer, inside a transaction) -----------------------------------------
