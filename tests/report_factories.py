@@ -1,22 +1,40 @@
-"""Audits, findings and rectifications in the docs/DATA-MODEL.md shapes for report tests, with their
-events emitted through the real outbox and handed to the aggregates handler as the dispatcher would."""
+"""Released audits with chosen scores for the report tests, and their events handed to the aggregates
+handler as the dispatcher would.
+
+A report test chooses each audit's score, grade and failed items, which no set of answers to a real
+checklist gives exactly, so the submitted audit is the one the live constructors make (server.domain:
+new_audit, new_finding, submitted_changes) with the scorer's output chosen by the test, written through
+storage. The release is the service layer's (release_audit, the clock set to the test's release time), and
+a re-score is stored and told of by appeals.rescore_in, as an overturned appeal's is. Two shortcuts stay,
+for what the report arithmetic reads and no command can choose: `overturn` marks a finding overturned
+without an appeal, and `rectification` stores one with the test's dates and status."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
-from schemas.audit_events import AuditReleased, AuditRescored
+from schemas.audits import AuditStart, CheckinLocation
+from schemas.checklist import Item
+from server.clock import FakeClock
 from server.context import ActorInfo, Services, UnitOfWork
 from server.db import Doc
+from server.domain import audit_rules, audit_start
+from server.domain.access import Principal
+from server.domain.scoring import ScoreResult, SectionScore
+from server.domain.submission import new_finding, submitted_changes
 from server.handlers.aggregates import HANDLERS
-from server.storage.audits import history_key
+from server.http.authz import principal_from_user
+from server.services import appeals, audits
+from server.storage import audits as audit_store
 
 AGGREGATES = next(h for h in HANDLERS if h.name == "aggregates")
 SECTIONS = ("environment", "service")
 GRADE_BANDS = ((90, "A"), (80, "B"), (70, "C"), (60, "D"))
+T = TypeVar("T")
 
 
 def grade_of(score: float, critical_failed: bool) -> str:
@@ -43,7 +61,7 @@ class Org:
 
 
 class ReportFactory:
-    """Writes audits through transactions and dispatches their events to the aggregates handler."""
+    """Submitted audits as the constructors make them; releases and re-scores through the services."""
 
     def __init__(self, services: Services, checklist_key: str = "branch-service", checklist_version: int = 1) -> None:
         self.services = services
@@ -63,162 +81,75 @@ class ReportFactory:
         section_scores: dict[str, float] | None = None,
         checklist_key: str | None = None,
     ) -> Doc:
-        """A submitted audit with findings for `failed_items` [(section_id, item_id, severity)]."""
-        audit_id = str(uuid.uuid4())
-        sections = [
-            {"id": s, "score": (section_scores or {}).get(s, score), "max": 10.0, "points": round(score / 10, 2)}
-            for s in SECTIONS
-        ]
-        grade = grade_of(score, critical_failed)
-        counts = {"minor": 0, "major": 0, "critical": 0}
-        for _, _, severity in failed_items or []:
-            counts[severity] += 1
-        auditor_id = auditor["_id"] if auditor else "inspector-x"
-        auditor_role = auditor["role"] if auditor else "inspector"
-        audit: Doc = {
-            "_id": audit_id,
-            "assignment_id": None,
-            "program_id": program_id,
-            "branch_id": branch["_id"],
-            "region_id": branch["region_id"],
-            "branch_timezone": branch.get("timezone"),
-            "checklist_key": checklist_key or self.checklist_key,
-            "checklist_version": self.checklist_version,
-            "channel": "in_branch",
-            "covert": auditor_role == "mystery_shopper",
-            "auditor_id": auditor_id,
-            "auditor_role": auditor_role,
-            "auditor_name": auditor.get("display_name") if auditor else "Inspector X",
-            "status": "submitted",
-            "started_at": started_at,
-            "history_key": history_key(started_at, audit_id),
-            "checkin": {"at": started_at, "flags": []},
-            "answers": {},
-            "submitted_at": started_at + timedelta(hours=1),
-            "result": {
-                "score": score,
-                "grade": grade,
-                "critical_failed": critical_failed,
-                "sections": sections,
-                "breakdown": [],
-                "rules_version": 1,
-            },
-            "score": score,
-            "grade": grade,
-            "critical_failed": critical_failed,
-            "finding_counts": counts,
-            "open_rectifications": 0,
-            "flags": [],
-            "created_at": started_at,
-            "updated_at": started_at,
-        }
+        """A submitted audit with findings for `failed_items` [(section_id, item_id, severity)], at the branch
+        (no check-in flags), submitted an hour after `started_at`."""
+        who = _auditor(auditor)
+        location = CheckinLocation(lat=branch["location"]["lat"], lon=branch["location"]["lon"], accuracy_m=10)
+        body = AuditStart(branch_id=branch["_id"], checklist_key=checklist_key or self.checklist_key,
+                          started_at=started_at, location=location)
+        audit = audit_start.new_audit(
+            str(uuid.uuid4()), who=who, body=body, request_doc=body.model_dump(mode="json"), branch=branch,
+            assignment=None, checklist_channel="in_branch", checklist_version=self.checklist_version, now=started_at,
+        )
+        audit["program_id"] = program_id
+        submitted_at = started_at + timedelta(hours=1)
         findings = [
-            {
-                "_id": str(uuid.uuid4()),
-                "audit_id": audit_id,
-                "branch_id": branch["_id"],
-                "region_id": branch["region_id"],
-                "program_id": program_id,
-                "checklist_key": audit["checklist_key"],
-                "item_id": item_id,
-                "section_id": section_id,
-                "severity": severity,
-                "critical": severity == "critical",
-                "answer": {"value": False, "na": False, "note": f"note on {item_id}"},
-                "photo_ids": [],
-                "status": "open",
-                "fixed_on_spot": False,
-                "covert": audit["covert"],
-                "created_at": audit["submitted_at"],
-            }
+            new_finding(audit, item=_failed_item(item_id, severity), section_id=section_id,
+                        answer={"value": False, "note": f"note on {item_id}"}, photo_ids=[], now=submitted_at,
+                        submission=1)
             for section_id, item_id, severity in failed_items or []
         ]
+        scored = _chosen_score(score, critical_failed, section_scores or {})
+        audit.update(submitted_changes(scored, findings, submitted_at, 1,
+                                       status=audit_rules.next_status(audit["status"], "submit")))
 
         async def work(uow: UnitOfWork) -> None:
-            await uow.db.audits.insert_one(audit, session=uow.session)
+            await audit_store.insert_audit(uow.db, audit, uow.session)
             if findings:
-                await uow.db.findings.insert_many(findings, session=uow.session)
+                await audit_store.insert_findings(uow.db, findings, uow.session)
 
         await self.services.transact(ActorInfo.system("test"), work)
         return audit
 
     async def release(self, audit: Doc, released_at: datetime) -> Doc:
-        """Release the audit and dispatch audit.released; returns the stored event."""
-
-        async def work(uow: UnitOfWork) -> str:
-            await uow.db.audits.update_one(
-                {"_id": audit["_id"], "status": "submitted"},
-                {"$set": {"status": "released", "released_at": released_at}},
-                session=uow.session,
-            )
-            await uow.db.findings.update_many(
-                {"audit_id": audit["_id"]}, {"$set": {"released_at": released_at}}, session=uow.session
-            )
-            return uow.emit(
-                AuditReleased(
-                    audit_id=audit["_id"],
-                    branch_id=audit["branch_id"],
-                    region_id=audit["region_id"],
-                    program_id=audit["program_id"],
-                    checklist_key=audit["checklist_key"],
-                    checklist_version=audit["checklist_version"],
-                    score=audit["score"],
-                    grade=audit["grade"],
-                    critical_failed=audit["critical_failed"],
-                    finding_ids=[],
-                    released_at=released_at,
-                ),
-                subject_type="audit",
-                subject_id=audit["_id"],
-                branch_id=audit["branch_id"],
-            )
-
-        event_id = await self.services.transact(ActorInfo.system("test"), work)
-        audit.update(status="released", released_at=released_at)
-        return await self.dispatch(event_id)
+        """Compliance releases the audit at `released_at` (release_audit); returns its audit.released event,
+        handed to the aggregates handler."""
+        reviewer = await self.services.db.users.find_one({"role": "compliance"})
+        assert reviewer is not None, "the demo organisation has compliance"
+        released = await self._at(released_at, lambda: audits.release_audit(
+            self.services, principal_from_user(reviewer), audit["_id"]))
+        audit.update(status=released["status"], released_at=released["released_at"])
+        event = await self.services.db.events.find_one({"type": "audit.released", "payload.audit_id": audit["_id"]})
+        assert event is not None
+        return await self.dispatch(event["_id"])
 
     async def rescore(self, audit: Doc, new_score: float, *, critical_failed: bool | None = None) -> Doc:
-        """An appeal overturned something: new score (and maybe critical flag); dispatch audit.rescored."""
+        """An appeal overturned something: the new score (and maybe critical flag) stored and told of as an
+        overturned appeal's re-score is (appeals.rescore_in); audit.rescored dispatched."""
         critical = audit["critical_failed"] if critical_failed is None else critical_failed
-        old_score, old_grade = audit["score"], audit["grade"]
-        new_grade = grade_of(new_score, critical)
-        sections = [dict(s, score=new_score, points=round(new_score / 10, 2)) for s in audit["result"]["sections"]]
+        scored = _chosen_score(new_score, critical, {})
 
         async def work(uow: UnitOfWork) -> str:
-            await uow.db.audits.update_one(
-                {"_id": audit["_id"]},
-                {
-                    "$set": {
-                        "score": new_score,
-                        "grade": new_grade,
-                        "critical_failed": critical,
-                        "result.score": new_score,
-                        "result.grade": new_grade,
-                        "result.critical_failed": critical,
-                        "result.sections": sections,
-                    }
-                },
-                session=uow.session,
-            )
-            return uow.emit(
-                AuditRescored(
-                    audit_id=audit["_id"],
-                    branch_id=audit["branch_id"],
-                    old_score=old_score,
-                    new_score=new_score,
-                    old_grade=old_grade,
-                    new_grade=new_grade,
-                    reason="appeal overturned",
-                ),
-                subject_type="audit",
-                subject_id=audit["_id"],
-                branch_id=audit["branch_id"],
-            )
+            stored = await audit_store.audit(uow.db, audit["_id"], session=uow.session)
+            assert stored is not None
+            findings = await audit_store.findings_of(uow.db, audit["_id"], session=uow.session)
+            return await appeals.rescore_in(uow, stored, scored, findings, "appeal overturned")
 
         event_id = await self.services.transact(ActorInfo.system("test"), work)
-        audit.update(score=new_score, grade=new_grade, critical_failed=critical)
-        audit["result"].update(sections=sections)
+        audit.update(score=scored.score, grade=scored.grade, critical_failed=critical)
+        audit["result"].update(sections=[s.model_dump(mode="json") for s in scored.sections])
         return await self.dispatch(event_id)
+
+    async def _at(self, moment: datetime, act: Callable[[], Awaitable[T]]) -> T:
+        """Run `act` with the test clock at `moment`, then put the clock back."""
+        clock = self.services.clock
+        assert isinstance(clock, FakeClock), "report factories move the test clock"
+        now = clock.now()
+        clock.set(moment)
+        try:
+            return await act()
+        finally:
+            clock.set(now)
 
     async def dispatch(self, event_id: str) -> Doc:
         """Hand the stored event to the aggregates handler inside a transaction, as the dispatcher does."""
@@ -256,6 +187,28 @@ class ReportFactory:
         }
         await self.services.db.rectifications.insert_one(doc)
         return doc
+
+
+def _auditor(user: Doc | None) -> Principal:
+    if user is not None:
+        return principal_from_user(user)
+    return Principal(user_id="inspector-x", username="inspector-x", role="inspector", display_name="Inspector X",
+                     region_id=None, branch_id=None, home_branch_id=None, language="en", session_id="")
+
+
+def _failed_item(item_id: str, severity: str) -> Item:
+    """The checklist item a finding is about, as the report tests name it."""
+    text = dict.fromkeys(("zh-CN", "en", "es"), item_id)
+    return Item.model_validate({"id": item_id, "type": "yes_no", "text": text, "severity": severity,
+                                "critical": severity == "critical"})
+
+
+def _chosen_score(score: float, critical_failed: bool, section_scores: dict[str, float]) -> ScoreResult:
+    """What the scorer would have said, as the test chooses it: each section out of 10 points."""
+    sections = [SectionScore(id=s, weight=1.0, score=section_scores.get(s, score), max=10.0,
+                             points=round(score / 10, 2)) for s in SECTIONS]
+    return ScoreResult(score=score, grade=grade_of(score, critical_failed), critical_failed=critical_failed,
+                       sections=sections, breakdown=[], rules_version=1)
 
 
 async def login_as(api: Any, services: Services, username: str) -> None:

@@ -16,6 +16,7 @@ from server.context import Services, UnitOfWork
 from server.db import Doc
 from server.domain import access
 from server.domain.access import Principal
+from server.domain.scoring import ScoreResult
 from server.domain.submission import finding_counts, rescored
 from server.errors import Conflict, InvalidTransition, NotFound, ValidationFailed, field_error
 from server.photos import owners
@@ -183,11 +184,17 @@ async def _rescore(uow: UnitOfWork, audit_id: str, checklist: Checklist, appeal:
         raise NotFound("Audit not found")
     findings = await store.findings_of(uow.db, audit_id, session=uow.session)
     scored = rescored(checklist, audit, {f["item_id"] for f in findings if f["status"] == "overturned"})
+    await rescore_in(uow, audit, scored, findings, f"appeal {appeal['_id']} overturned finding {appeal['finding_id']}")
+
+
+async def rescore_in(uow: UnitOfWork, audit: Doc, scored: ScoreResult, findings: list[Doc], reason: str) -> str:
+    """Store the audit's new score (its findings counted as they stand now) and tell of it with
+    audit.rescored; returns the event's id."""
     result: dict[str, Any] = scored.model_dump(mode="json")
     result["findings"] = (audit.get("result") or {}).get("findings", [])
     await appeal_store.rescore_audit(
         uow.db,
-        audit_id,
+        audit["_id"],
         {
             "result": result,
             "score": scored.score,
@@ -199,8 +206,7 @@ async def _rescore(uow: UnitOfWork, audit_id: str, checklist: Checklist, appeal:
         },
         uow.session,
     )
-    reason = f"appeal {appeal['_id']} overturned finding {appeal['finding_id']}"
-    emit_audit_event(uow, audit, AuditRescored(
-        audit_id=audit_id, branch_id=audit["branch_id"], old_score=audit.get("score"), new_score=scored.score,
+    return emit_audit_event(uow, audit, AuditRescored(
+        audit_id=audit["_id"], branch_id=audit["branch_id"], old_score=audit.get("score"), new_score=scored.score,
         old_grade=audit.get("grade"), new_grade=scored.grade, reason=reason,
     ))

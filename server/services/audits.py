@@ -114,10 +114,10 @@ def audit_progress(checklist: Checklist, audit: Doc, photos: dict[str, list[str]
     )
 
 
-def emit_audit_event(uow: UnitOfWork, audit: Doc, payload: BaseModel) -> None:
-    """An event about the audit itself, filterable by its branch and region."""
-    uow.emit(payload, subject_type="audit", subject_id=audit["_id"], branch_id=audit["branch_id"],
-             region_id=audit["region_id"])
+def emit_audit_event(uow: UnitOfWork, audit: Doc, payload: BaseModel) -> str:
+    """An event about the audit itself, filterable by its branch and region; returns its id."""
+    return uow.emit(payload, subject_type="audit", subject_id=audit["_id"], branch_id=audit["branch_id"],
+                    region_id=audit["region_id"])
 
 
 def emit_finding_event(uow: UnitOfWork, audit: Doc, finding: Doc, payload: BaseModel) -> None:
