@@ -1,0 +1,44 @@
+// The published checklists with their titles in the reader's language, read once per user and language:
+// people choose and read "网点服务质量检查", never the key "branch-service".
+import { computed, shallowRef, watch } from "vue";
+import { useI18n } from "vue-i18n";
+import { currentSession } from "../auth/session.ts";
+import { getJson } from "./api.ts";
+
+export interface ChecklistTitle {
+  key: string;
+  version: number;
+  title: string;
+  retired?: boolean;
+}
+
+let cached: { id: string; value: Promise<ChecklistTitle[]> } | null = null;
+
+function checklistTitles(language: string): Promise<ChecklistTitle[]> {
+  const id = `${currentSession.value?.user.id ?? ""}:${language}`;
+  if (!cached || cached.id !== id) {
+    const value = getJson<ChecklistTitle[] | { items?: ChecklistTitle[] }>("/checklists", { lang: language }).then((lists) =>
+      Array.isArray(lists) ? lists : (lists.items ?? []),
+    );
+    value.catch(() => {
+      cached = null;
+    });
+    cached = { id, value };
+  }
+  return cached.value;
+}
+
+/** The checklists (empty until read, or when they cannot be read: a title then falls back to its key). */
+export function useChecklists() {
+  const { locale } = useI18n();
+  const checklists = shallowRef<ChecklistTitle[]>([]);
+  watch(
+    locale,
+    async (language) => {
+      checklists.value = await checklistTitles(String(language)).catch(() => []);
+    },
+    { immediate: true },
+  );
+  const titles = computed(() => new Map(checklists.value.map((c) => [c.key, c.title])));
+  return { checklists, checklistTitle: (key: string) => titles.value.get(key) ?? key };
+}
