@@ -136,18 +136,26 @@ async def visible_rectification(services: Services, who: Principal, rect_id: str
     return rect
 
 
-Step = Callable[[UnitOfWork, Doc], Awaitable[Doc]]
+# What a command's step returns: the rectification as written, its event and its trail entry's summary.
+Told = tuple[Doc, BaseModel, dict[str, Any]]
+Step = Callable[[UnitOfWork, Doc], Awaitable[Told]]
 
 
-async def _command(services: Services, caller: Principal, rect_id: str, origin: Origin, step: Step) -> Doc:
-    """Run `step(uow, rect)` on a rectification the caller can see, in one transaction."""
+async def _command(services: Services, caller: Principal, rect_id: str, origin: Origin, action: str,
+                   step: Step) -> Doc:
+    """Run `step(uow, rect)` on a rectification the caller can see and may take `action` on, in one
+    transaction, with its event and its trail entry (`rectification.<action>`)."""
     await visible_rectification(services, caller, rect_id)
 
     async def work(uow: UnitOfWork) -> Doc:
         rect = await store.by_id(uow.db, rect_id, uow.session)
         if rect is None:
             raise NotFound("Rectification not found")
-        return await step(uow, rect)
+        rules.ensure_actor_may(action, uow.actor.role, uow.actor.user_id, rect)
+        changed, event, summary = await step(uow, rect)
+        _emit(uow, changed, event)
+        _trail(uow, f"rectification.{action}", changed, summary)
+        return changed
 
     return await services.transact(actor_of(caller, origin), work)
 
@@ -159,41 +167,34 @@ async def submit_fix(services: Services, caller: Principal, command: SubmitFix, 
                      origin: Origin = NO_ORIGIN) -> Doc:
     """The branch head hands in the fix (at least one after photo); reminders pause meanwhile."""
 
-    async def step(uow: UnitOfWork, rect: Doc) -> Doc:
-        rules.ensure_actor_may("submit", uow.actor.role, uow.actor.user_id, rect)
+    async def step(uow: UnitOfWork, rect: Doc) -> Told:
         changed = await _write(uow, rect, workflow.submitted(rect, _actor(uow), command.note, uow.now))
-        _emit(uow, changed, RectificationSubmitted(
-            **event_base(changed), submitted_by=uow.actor.user_id or "", photo_ids=list(changed["photo_ids"])
-        ))
-        _trail(uow, "rectification.submit", changed, {"photos": len(changed["photo_ids"])})
-        return changed
+        photos = list(changed["photo_ids"])
+        return changed, RectificationSubmitted(
+            **event_base(changed), submitted_by=uow.actor.user_id or "", photo_ids=photos), {"photos": len(photos)}
 
-    return await _command(services, caller, command.rectification_id, origin, step)
+    return await _command(services, caller, command.rectification_id, origin, "submit", step)
 
 
 async def verify_fix(services: Services, caller: Principal, command: VerifyFix, *,
                      origin: Origin = NO_ORIGIN) -> Doc:
     """The inspector or compliance accepts the fix (never the person who submitted it)."""
 
-    async def step(uow: UnitOfWork, rect: Doc) -> Doc:
-        rules.ensure_actor_may("verify", uow.actor.role, uow.actor.user_id, rect)
+    async def step(uow: UnitOfWork, rect: Doc) -> Told:
         changed = await _write(uow, rect, workflow.verified(rect, _actor(uow), command.comment, uow.now))
         await store.adjust_open_count(uow.db, uow.session, rect["audit_id"], -1)
-        _emit(uow, changed, RectificationVerified(
+        return changed, RectificationVerified(
             **event_base(changed), verified_by=uow.actor.user_id or "", comment=command.comment
-        ))
-        _trail(uow, "rectification.verify", changed, {"comment": command.comment})
-        return changed
+        ), {"comment": command.comment}
 
-    return await _command(services, caller, command.rectification_id, origin, step)
+    return await _command(services, caller, command.rectification_id, origin, "verify", step)
 
 
 async def reject_fix(services: Services, caller: Principal, command: RejectFix, *,
                      origin: Origin = NO_ORIGIN) -> Doc:
     """Back to open with a new deadline in the future (given, or the severity policy counted from now)."""
 
-    async def step(uow: UnitOfWork, rect: Doc) -> Doc:
-        rules.ensure_actor_may("reject", uow.actor.role, uow.actor.user_id, rect)
+    async def step(uow: UnitOfWork, rect: Doc) -> Told:
         rules.transition("reject", rect["status"])
         new_due = workflow.rejection_deadline(rect, command.due_at, uow.now, services.due_end_of_day)
         if new_due <= uow.now:
@@ -203,54 +204,44 @@ async def reject_fix(services: Services, caller: Principal, command: RejectFix, 
             )
         change = workflow.rejected(rect, _actor(uow), command.comment, new_due, services.reminder_policy, uow.now)
         changed = await _write(uow, rect, change)
-        _emit(uow, changed, RectificationRejected(
+        return changed, RectificationRejected(
             **event_base(changed), rejected_by=uow.actor.user_id or "", comment=command.comment,
             previous_due_at=rect["due_at"],
-        ))
-        _trail(uow, "rectification.reject", changed, {"comment": command.comment, "due_at": new_due.isoformat()})
-        return changed
+        ), {"comment": command.comment, "due_at": new_due.isoformat()}
 
-    return await _command(services, caller, command.rectification_id, origin, step)
+    return await _command(services, caller, command.rectification_id, origin, "reject", step)
 
 
 async def request_extension(services: Services, caller: Principal, command: RequestExtension, *,
                             origin: Origin = NO_ORIGIN) -> Doc:
     """The branch head asks for a later deadline (one pending request at a time)."""
 
-    async def step(uow: UnitOfWork, rect: Doc) -> Doc:
-        rules.ensure_actor_may("request_extension", uow.actor.role, uow.actor.user_id, rect)
+    async def step(uow: UnitOfWork, rect: Doc) -> Told:
         change = workflow.extension_requested(rect, _actor(uow), command.requested_due_at, command.reason, uow.now)
         changed = await _write(uow, rect, change)
-        _emit(uow, changed, RectificationExtensionRequested(
+        return changed, RectificationExtensionRequested(
             **event_base(changed), requested_due_at=command.requested_due_at, reason=command.reason,
             requested_by=uow.actor.user_id or "",
-        ))
-        _trail(uow, "rectification.request_extension", changed,
-               {"requested_due_at": command.requested_due_at.isoformat(), "reason": command.reason})
-        return changed
+        ), {"requested_due_at": command.requested_due_at.isoformat(), "reason": command.reason}
 
-    return await _command(services, caller, command.rectification_id, origin, step)
+    return await _command(services, caller, command.rectification_id, origin, "request_extension", step)
 
 
 async def decide_extension(services: Services, caller: Principal, command: DecideExtension, *,
                            origin: Origin = NO_ORIGIN) -> Doc:
     """Approval moves the deadline (and restarts the reminders from it); refusal keeps it."""
 
-    async def step(uow: UnitOfWork, rect: Doc) -> Doc:
-        rules.ensure_actor_may("decide_extension", uow.actor.role, uow.actor.user_id, rect)
+    async def step(uow: UnitOfWork, rect: Doc) -> Told:
         change = workflow.extension_decided(
             rect, _actor(uow), command.approve, command.comment, services.reminder_policy, uow.now
         )
         changed = await _write(uow, rect, change)
-        _emit(uow, changed, RectificationExtensionDecided(
+        return changed, RectificationExtensionDecided(
             **event_base(changed), approved=command.approve, requested_due_at=changed["extension"]["requested_due_at"],
             decided_by=uow.actor.user_id or "", comment=command.comment,
-        ))
-        _trail(uow, "rectification.decide_extension", changed,
-               {"approved": command.approve, "comment": command.comment})
-        return changed
+        ), {"approved": command.approve, "comment": command.comment}
 
-    return await _command(services, caller, command.rectification_id, origin, step)
+    return await _command(services, caller, command.rectification_id, origin, "decide_extension", step)
 
 
 # --- reactions (run by event handlers, inside the handler's transaction) ----------------------------------

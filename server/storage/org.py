@@ -19,12 +19,6 @@ INDEXES: dict[str, list[IndexModel]] = {
     ],
 }
 
-_BRANCHES = Records("branches")
-_REGIONS = Records("regions")
-branch, branches_page = _BRANCHES.by_id, _BRANCHES.page
-region, regions_page = _REGIONS.by_id, _REGIONS.page
-
-
 def public_branch(doc: Doc) -> dict[str, Any]:
     return {
         "id": doc["_id"],
@@ -47,6 +41,12 @@ def public_branch(doc: Doc) -> dict[str, Any]:
 def public_region(doc: Doc) -> dict[str, Any]:
     return {"id": doc["_id"], "code": doc["code"], "name": doc["name"],
             "manager_user_id": doc.get("manager_user_id"), "created_at": doc["created_at"]}
+
+
+_BRANCHES = Records("branches")
+_REGIONS = Records("regions")
+branch, branches_page = _BRANCHES.by_id, _BRANCHES.page
+region, regions_page = _REGIONS.by_id, _REGIONS.page
 
 
 async def branches_in(db: Database, *, branch_ids: list[str] | None = None,

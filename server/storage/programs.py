@@ -22,10 +22,6 @@ INDEXES: dict[str, list[IndexModel]] = {
 }
 OPEN_ASSIGNMENT = ["planned", "in_progress"]
 ASSIGNMENT_SORT = [("window_start", 1), ("_id", 1)]
-_PROGRAMS = Records("programs", sort=[("created_at", -1), ("_id", -1)])
-_ASSIGNMENTS = Records("assignments", sort=ASSIGNMENT_SORT)
-program, insert_program = _PROGRAMS.by_id, _PROGRAMS.insert
-assignment, assignments_page = _ASSIGNMENTS.by_id, _ASSIGNMENTS.page
 
 
 def public_program(doc: Doc) -> dict[str, Any]:
@@ -63,6 +59,12 @@ def public_assignment(doc: Doc, *, show_assignee: bool) -> dict[str, Any]:
         "audit_id": doc.get("audit_id"),
         "assignee_id": doc.get("assignee_id") if show_assignee else None,
     }
+
+
+_PROGRAMS = Records("programs", sort=[("created_at", -1), ("_id", -1)])
+_ASSIGNMENTS = Records("assignments", sort=ASSIGNMENT_SORT)
+program, insert_program = _PROGRAMS.by_id, _PROGRAMS.insert
+assignment, assignments_page = _ASSIGNMENTS.by_id, _ASSIGNMENTS.page
 
 
 async def programs_page(db: Database, limit: int, cursor: str | None) -> tuple[list[Doc], str | None]:
