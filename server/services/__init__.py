@@ -12,10 +12,12 @@ instead (their names end in `_in`), so the handler's idempotency marker commits 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypeVar
 
 from server.context import ActorInfo
 from server.domain import access
 from server.domain.access import Principal
+from server.errors import NotFound
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,14 @@ class Origin:
 
 
 NO_ORIGIN = Origin()
+T = TypeVar("T")
+
+
+def found(doc: T | None, what: str) -> T:
+    """`doc`, or a 404 saying that `what` ("Audit") was not found."""
+    if doc is None:
+        raise NotFound(f"{what} not found")
+    return doc
 
 
 def require_role_unless_operator(caller: Principal | None, roles: frozenset[str]) -> None:
@@ -48,4 +58,4 @@ def actor_of(caller: Principal | None, origin: Origin = NO_ORIGIN) -> ActorInfo:
     )
 
 
-__all__ = ["NO_ORIGIN", "Origin", "actor_of", "require_role_unless_operator"]
+__all__ = ["NO_ORIGIN", "Origin", "actor_of", "found", "require_role_unless_operator"]

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from server.context import Services
 from server.domain.access import Principal
 from server.domain.submission import rescored
-from server.errors import NotFound
+from server.services import found
 from server.services.appeals import pending_appeal
 from server.storage import audits as store
 
@@ -31,9 +31,7 @@ async def preview_overturn(services: Services, caller: Principal, appeal_id: str
     appeal, audit, checklist = await pending_appeal(services, caller, appeal_id)
     findings = await store.findings_of(services.db, audit["_id"])
     overturned = {f["item_id"] for f in findings if f["status"] == "overturned"}
-    appealed = next((f for f in findings if f["_id"] == appeal["finding_id"]), None)
-    if appealed is None:
-        raise NotFound("Finding not found")
+    appealed = found(next((f for f in findings if f["_id"] == appeal["finding_id"]), None), "Finding")
     overturned.add(appealed["item_id"])
     scored = rescored(checklist, audit, overturned)
     return RescorePreview(

@@ -20,7 +20,7 @@ from server.domain.scoring import ScoreResult
 from server.domain.submission import finding_counts, rescored
 from server.errors import Conflict, InvalidTransition, NotFound, ValidationFailed, field_error
 from server.photos import owners
-from server.services import NO_ORIGIN, Origin, actor_of
+from server.services import NO_ORIGIN, Origin, actor_of, found
 from server.services.audits import emit_audit_event, pinned_checklist
 from server.storage import appeals as appeal_store
 from server.storage import audits as store
@@ -139,14 +139,10 @@ async def file_appeal(services: Services, caller: Principal, command: FileAppeal
 async def pending_appeal(services: Services, caller: Principal, appeal_id: str) -> tuple[Doc, Doc, Checklist]:
     """A pending appeal a reviewer may decide, its audit and the checklist version that audit was scored on."""
     access.require_role(caller, access.REVIEWERS)
-    appeal = await store.appeal(services.db, appeal_id)
-    if appeal is None:
-        raise NotFound("Appeal not found")
+    appeal = found(await store.appeal(services.db, appeal_id), "Appeal")
     if appeal["status"] != "pending":
         raise InvalidTransition(f"The appeal is already {appeal['status']}")
-    audit = await store.audit(services.db, appeal["audit_id"])
-    if audit is None:
-        raise NotFound("Audit not found")
+    audit = found(await store.audit(services.db, appeal["audit_id"]), "Audit")
     return appeal, audit, await pinned_checklist(services, audit)
 
 
@@ -179,9 +175,7 @@ async def decide_appeal(services: Services, caller: Principal, command: DecideAp
 
 async def _rescore(uow: UnitOfWork, audit_id: str, checklist: Checklist, appeal: Doc) -> None:
     """Score the audit again with its own rules version, overturned findings counting as passed."""
-    audit = await store.audit(uow.db, audit_id, session=uow.session)
-    if audit is None:
-        raise NotFound("Audit not found")
+    audit = found(await store.audit(uow.db, audit_id, session=uow.session), "Audit")
     findings = await store.findings_of(uow.db, audit_id, session=uow.session)
     scored = rescored(checklist, audit, {f["item_id"] for f in findings if f["status"] == "overturned"})
     await rescore_in(uow, audit, scored, findings, f"appeal {appeal['_id']} overturned finding {appeal['finding_id']}")

@@ -34,7 +34,7 @@ from server.domain.submission import (
     submitted_changes,
 )
 from server.errors import Conflict, Forbidden, InvalidTransition, NotFound, ValidationFailed, field_error
-from server.services import NO_ORIGIN, Origin, actor_of
+from server.services import NO_ORIGIN, Origin, actor_of, found
 from server.services import checklists as checklist_service
 from server.storage import audits as store
 from server.storage import checklists as checklist_store
@@ -294,9 +294,7 @@ async def _store_answers(
 
     outcome = await services.transact(actor, work)
     if outcome is None:  # submitted meanwhile: 409
-        fresh = await store.audit(services.db, audit["_id"])
-        if fresh is None:
-            raise NotFound("Audit not found")
+        fresh = found(await store.audit(services.db, audit["_id"]), "Audit")
         audit_rules.next_status(fresh["status"], "answer")
         raise Conflict("The audit changed while answering; retry")
     return outcome

@@ -22,8 +22,8 @@ from server.db import Doc
 from server.domain import access, people
 from server.domain.access import Principal
 from server.domain.branches import same_local_time
-from server.errors import Conflict, NotFound, ValidationFailed, field_error
-from server.services import NO_ORIGIN, Origin, actor_of, require_role_unless_operator
+from server.errors import Conflict, ValidationFailed, field_error
+from server.services import NO_ORIGIN, Origin, actor_of, found, require_role_unless_operator
 from server.sessions import end_sessions_of_user
 from server.storage import branch_work, org, programs, users
 
@@ -65,9 +65,7 @@ async def update_region(services: Services, caller: Principal, region_id: str, c
                 field_error(["body", "manager_user_id"], "not an active regional manager")])
 
     async def work(uow: UnitOfWork) -> Doc:
-        before = await org.region_in(uow.db, region_id, uow.session)
-        if before is None:
-            raise NotFound("Region not found")
+        before = found(await org.region_in(uow.db, region_id, uow.session), "Region")
         changed = people.changed_fields(before, values)
         if not changed:
             return before
@@ -134,9 +132,7 @@ async def update_branch(services: Services, caller: Principal, branch_id: str, c
     await _check_branch_references(services, values)
 
     async def work(uow: UnitOfWork) -> Doc:
-        before = await org.branch_in(uow.db, branch_id, uow.session)
-        if before is None:
-            raise NotFound("Branch not found")
+        before = found(await org.branch_in(uow.db, branch_id, uow.session), "Branch")
         changed = people.changed_fields(before, values)
         if not changed:
             return before
@@ -205,9 +201,7 @@ async def close_branch(services: Services, caller: Principal, branch_id: str, re
     access.require_role(caller, ADMINS)
 
     async def work(uow: UnitOfWork) -> tuple[Doc, dict[str, list[Doc]]]:
-        branch = await org.branch_in(uow.db, branch_id, uow.session)
-        if branch is None:
-            raise NotFound("Branch not found")
+        branch = found(await org.branch_in(uow.db, branch_id, uow.session), "Branch")
         if branch.get("closed_at"):
             raise Conflict("The branch is already closed")
         changes = {"closed_at": uow.now, "closed_reason": reason, "closed_by": uow.actor.user_id}

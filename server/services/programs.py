@@ -35,7 +35,7 @@ from server.domain.assignments import (
 from server.errors import Conflict, InvalidTransition, NotFound, ValidationFailed, field_error
 from server.notify import channels as notify
 from server.notify.messages import format_local, render
-from server.services import NO_ORIGIN, Origin, actor_of
+from server.services import NO_ORIGIN, Origin, actor_of, found
 from server.services.checklists import pinnable_checklist
 from server.storage import org, programs, users
 
@@ -171,9 +171,7 @@ async def generate_assignments(services: Services, caller: Principal, program_id
     """Plan the program's visits once: (the visits, whether this call created them)."""
     access.require_role(caller, PLANNERS)
     db = services.db
-    program = await programs.program(db, program_id)
-    if program is None:
-        raise NotFound("Program not found")
+    program = found(await programs.program(db, program_id), "Program")
     if program.get("assignments_generated_at"):
         return await programs.assignments_of_program(db, program_id), False
     if program.get("cancelled_at"):
@@ -213,9 +211,7 @@ async def update_program(services: Services, caller: Principal, program_id: str,
                          origin: Origin = NO_ORIGIN) -> Doc:
     """Rename a program or change its dates; planned visits must still fit the new period."""
     access.require_role(caller, PLANNERS)
-    program = await programs.program(services.db, program_id)
-    if program is None:
-        raise NotFound("Program not found")
+    program = found(await programs.program(services.db, program_id), "Program")
     if program.get("cancelled_at"):
         raise InvalidTransition("The program is cancelled")
     values = command.model_dump(mode="json", include=command.model_fields_set)
@@ -232,9 +228,7 @@ async def update_program(services: Services, caller: Principal, program_id: str,
                        errors=[field_error(["body", field], "planned visits fall outside the new period")])
 
     async def work(uow: UnitOfWork) -> Doc:
-        before = await programs.program_in(uow.db, program_id, uow.session)
-        if before is None:
-            raise NotFound("Program not found")
+        before = found(await programs.program_in(uow.db, program_id, uow.session), "Program")
         changed = people.changed_fields(before, values)
         if not changed:
             return before
@@ -254,9 +248,7 @@ async def cancel_program(services: Services, caller: Principal, program_id: str,
     access.require_role(caller, PLANNERS)
 
     async def work(uow: UnitOfWork) -> tuple[Doc, int, int]:
-        program = await programs.program_in(uow.db, program_id, uow.session)
-        if program is None:
-            raise NotFound("Program not found")
+        program = found(await programs.program_in(uow.db, program_id, uow.session), "Program")
         if program.get("cancelled_at"):
             raise InvalidTransition("The program is already cancelled")
         visits = await programs.not_started_of(uow.db, {"program_id": program_id}, uow.session)
@@ -293,9 +285,7 @@ async def cancel_assignment(services: Services, caller: Principal, assignment_id
     access.require_role(caller, PLANNERS)
 
     async def work(uow: UnitOfWork) -> Doc:
-        visit = await programs.assignment_in(uow.db, assignment_id, uow.session)
-        if visit is None:
-            raise NotFound("Assignment not found")
+        visit = found(await programs.assignment_in(uow.db, assignment_id, uow.session), "Assignment")
         if visit["status"] != programs.NOT_STARTED:
             raise InvalidTransition(f"Only a visit not started can be cancelled; this one is {visit['status']}")
         await _cancel_visit(uow, visit, reason)
@@ -335,9 +325,7 @@ async def update_assignment(services: Services, caller: Principal, assignment_id
     """Give a visit not yet started to another person and/or move it to another window."""
     access.require_role(caller, PLANNERS)
     db = services.db
-    visit = await programs.assignment(db, assignment_id)
-    if visit is None:
-        raise NotFound("Assignment not found")
+    visit = found(await programs.assignment(db, assignment_id), "Assignment")
     if visit["status"] != programs.NOT_STARTED:
         raise InvalidTransition(f"Only a visit not started can be changed; this one is {visit['status']}")
     program = await programs.program(db, visit["program_id"])

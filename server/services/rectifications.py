@@ -34,7 +34,7 @@ from server.domain import rectifications as workflow
 from server.domain.access import Principal
 from server.domain.rectifications import Actor, Change
 from server.errors import InvalidTransition, NotFound, ValidationFailed, field_error
-from server.services import NO_ORIGIN, Origin, actor_of
+from server.services import NO_ORIGIN, Origin, actor_of, found
 from server.storage import audits as audit_store
 from server.storage import checklists as checklist_store
 from server.storage import rectifications as store
@@ -148,9 +148,7 @@ async def _command(services: Services, caller: Principal, rect_id: str, origin: 
     await visible_rectification(services, caller, rect_id)
 
     async def work(uow: UnitOfWork) -> Doc:
-        rect = await store.by_id(uow.db, rect_id, uow.session)
-        if rect is None:
-            raise NotFound("Rectification not found")
+        rect = found(await store.by_id(uow.db, rect_id, uow.session), "Rectification")
         rules.ensure_actor_may(action, uow.actor.role, uow.actor.user_id, rect)
         changed, event, summary = await step(uow, rect)
         _emit(uow, changed, event)

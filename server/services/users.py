@@ -20,11 +20,11 @@ from server.db import Doc
 from server.domain import access, people
 from server.domain.access import Principal
 from server.domain.password_rules import password_problems
-from server.errors import Conflict, NotFound, ValidationFailed, field_error
+from server.errors import Conflict, ValidationFailed, field_error
 from server.notify import channels as notify
 from server.notify.messages import render
 from server.security import Passwords
-from server.services import NO_ORIGIN, Origin, actor_of, require_role_unless_operator
+from server.services import NO_ORIGIN, Origin, actor_of, found, require_role_unless_operator
 from server.sessions import end_sessions_of_user
 from server.storage import org, programs, users
 
@@ -97,9 +97,7 @@ async def update_user(services: Services, caller: Principal, user_id: str, comma
             values["region_id"] = branch["region_id"]  # a branch's people belong to its region
 
     async def work(uow: UnitOfWork) -> Doc:
-        before = await users.by_id_in(uow.db, user_id, uow.session)
-        if before is None:
-            raise NotFound("User not found")
+        before = found(await users.by_id_in(uow.db, user_id, uow.session), "User")
         changed = people.changed_fields(before, values)
         if not changed:
             return before

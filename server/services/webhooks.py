@@ -18,7 +18,7 @@ from server.db import Doc
 from server.domain import access
 from server.domain.access import Principal
 from server.errors import InvalidTransition, NotFound, ValidationFailed, field_error
-from server.services import NO_ORIGIN, Origin, actor_of
+from server.services import NO_ORIGIN, Origin, actor_of, found
 from server.storage import webhooks as store
 from server.webhooks import signing
 from server.webhooks.targets import TargetRefused, check_target
@@ -76,9 +76,7 @@ async def update_webhook(services: Services, caller: Principal, webhook_id: str,
     access.require_role(caller, ADMINS)
 
     async def work(uow: UnitOfWork) -> Doc:
-        before = await store.subscription_in(uow.db, webhook_id, uow.session)
-        if before is None:
-            raise NotFound("Webhook subscription not found")
+        before = found(await store.subscription_in(uow.db, webhook_id, uow.session), "Webhook subscription")
         changes: dict[str, Any] = {}
         unset: list[str] = []
         if command.event_types is not None and command.event_types != before["event_types"]:
@@ -116,9 +114,7 @@ async def rotate_webhook_secret(services: Services, caller: Principal, webhook_i
     secret = signing.generate_secret()
 
     async def work(uow: UnitOfWork) -> Doc:
-        before = await store.subscription_in(uow.db, webhook_id, uow.session)
-        if before is None:
-            raise NotFound("Webhook subscription not found")
+        before = found(await store.subscription_in(uow.db, webhook_id, uow.session), "Webhook subscription")
         until = uow.now + signing.ROTATION_OVERLAP
         changes = {"secret": secret, "previous_secret": before["secret"], "previous_secret_until": until,
                    "secret_rotated_at": uow.now}
