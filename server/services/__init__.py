@@ -11,13 +11,16 @@ instead (their names end in `_in`), so the handler's idempotency marker commits 
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from server.context import ActorInfo
+from pymongo.errors import DuplicateKeyError
+
+from server.context import ActorInfo, Services, UnitOfWork
 from server.domain import access
 from server.domain.access import Principal
-from server.errors import NotFound
+from server.errors import Conflict, NotFound, field_error
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,16 @@ def found(doc: T | None, what: str) -> T:
     return doc
 
 
+async def transact_unique(services: Services, actor: ActorInfo, work: Callable[[UnitOfWork], Awaitable[T]],
+                          field: str, conflict: str) -> T:
+    """`services.transact(actor, work)`, where a unique value already taken (a code, a username) is a 409
+    naming the body's `field`."""
+    try:
+        return await services.transact(actor, work)
+    except DuplicateKeyError:
+        raise Conflict(conflict, errors=[field_error(["body", field], "taken")]) from None
+
+
 def require_role_unless_operator(caller: Principal | None, roles: frozenset[str]) -> None:
     """Commands the operator may also run from the command line (caller None, before any admin exists)."""
     if caller is not None:
@@ -58,4 +71,4 @@ def actor_of(caller: Principal | None, origin: Origin = NO_ORIGIN) -> ActorInfo:
     )
 
 
-__all__ = ["NO_ORIGIN", "Origin", "actor_of", "found", "require_role_unless_operator"]
+__all__ = ["NO_ORIGIN", "Origin", "actor_of", "found", "require_role_unless_operator", "transact_unique"]

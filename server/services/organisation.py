@@ -12,8 +12,6 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from pymongo.errors import DuplicateKeyError
-
 from schemas.admin import BranchUpdate, RegionUpdate
 from schemas.events import BranchClosed, BranchCreated, BranchUpdated, RegionCreated, RegionUpdated, UserUpdated
 from schemas.org import BranchCreate, RegionCreate
@@ -23,7 +21,7 @@ from server.domain import access, people
 from server.domain.access import Principal
 from server.domain.branches import same_local_time
 from server.errors import Conflict, ValidationFailed, field_error
-from server.services import NO_ORIGIN, Origin, actor_of, found, require_role_unless_operator
+from server.services import NO_ORIGIN, Origin, actor_of, found, require_role_unless_operator, transact_unique
 from server.sessions import end_sessions_of_user
 from server.storage import branch_work, org, programs, users
 
@@ -44,11 +42,8 @@ async def create_region(services: Services, caller: Principal | None, command: R
         uow.emit(RegionCreated(region_id=doc["_id"], name=command.name), subject_type="region", subject_id=doc["_id"])
         uow.record("region.create", "region", doc["_id"], {"code": command.code, "name": command.name})
 
-    try:
-        await services.transact(actor_of(caller, origin), work)
-    except DuplicateKeyError:
-        raise Conflict(f"A region with code {command.code} already exists",
-                       errors=[field_error(["body", "code"], "taken")]) from None
+    await transact_unique(services, actor_of(caller, origin), work, "code",
+                          f"A region with code {command.code} already exists")
     return doc
 
 
@@ -80,11 +75,8 @@ async def update_region(services: Services, caller: Principal, region_id: str, c
         uow.record("region.update", "region", region_id, {"changed": changed})
         return {**before, **changes}
 
-    try:
-        return await services.transact(actor_of(caller, origin), work)
-    except DuplicateKeyError:
-        raise Conflict(f"A region with code {values.get('code')} already exists",
-                       errors=[field_error(["body", "code"], "taken")]) from None
+    return await transact_unique(services, actor_of(caller, origin), work, "code",
+                                 f"A region with code {values.get('code')} already exists")
 
 
 # --- branches ------------------------------------------------------------------------------------
@@ -105,11 +97,8 @@ async def create_branch(services: Services, caller: Principal | None, command: B
                  subject_type="branch", subject_id=doc["_id"], region_id=command.region_id)
         uow.record("branch.create", "branch", doc["_id"], {"code": command.code, "name": command.name})
 
-    try:
-        await services.transact(actor_of(caller, origin), work)
-    except DuplicateKeyError:
-        raise Conflict(f"A branch with code {command.code} already exists",
-                       errors=[field_error(["body", "code"], "taken")]) from None
+    await transact_unique(services, actor_of(caller, origin), work, "code",
+                          f"A branch with code {command.code} already exists")
     return doc
 
 

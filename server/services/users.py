@@ -10,8 +10,6 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from pymongo.errors import DuplicateKeyError
-
 from schemas.admin import UserUpdate
 from schemas.events import AssignmentReturned, UserCreated, UserDeactivated, UserUpdated
 from schemas.org import UserCreate
@@ -24,7 +22,7 @@ from server.errors import Conflict, ValidationFailed, field_error
 from server.notify import channels as notify
 from server.notify.messages import render
 from server.security import Passwords
-from server.services import NO_ORIGIN, Origin, actor_of, found, require_role_unless_operator
+from server.services import NO_ORIGIN, Origin, actor_of, found, require_role_unless_operator, transact_unique
 from server.sessions import end_sessions_of_user
 from server.storage import org, programs, users
 
@@ -77,11 +75,7 @@ async def create_user(services: Services, caller: Principal | None, command: Use
                  subject_type="user", subject_id=doc["_id"])
         uow.record("user.create", "user", doc["_id"], {"username": command.username, "role": command.role})
 
-    try:
-        await services.transact(actor_of(caller, origin), work)
-    except DuplicateKeyError:
-        raise Conflict(f"Username {command.username} is taken",
-                       errors=[field_error(["body", "username"], "taken")]) from None
+    await transact_unique(services, actor_of(caller, origin), work, "username", f"Username {command.username} is taken")
     return doc
 
 
