@@ -4,8 +4,10 @@ the revoking request is answered: the very next request, on any instance, is ref
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import time
+import warnings
 from datetime import UTC, datetime, timedelta
 
 import jwt
@@ -14,9 +16,10 @@ from aiohttp import ClientSession
 from pymongo.errors import OperationFailure
 
 from server.app import bootstrap
-from server.auth_state import auth_state, revocations_reach_every_instance
+from server.auth_state import auth_state, revocations_reach_every_instance, start_auth
 from server.clock import FakeClock
 from server.context import ActorInfo, Services, UnitOfWork
+from server.embedded import EmbeddedMongo
 from server.security import SigningKey, SigningKeys, VerifiedTokens, decode_access_token, issue_access_token
 from server.sessions import end_sessions_of_user
 from server.settings import Settings
@@ -208,3 +211,33 @@ def test_verified_tokens_are_bounded_oldest_first() -> None:
     assert len(keys.verified) == 2
     assert keys.verified.get(tokens[0]) is None and keys.verified.get(tokens[2]) is not None
     assert decode_access_token(keys, tokens[0], now) is not None  # verified afresh, not refused
+
+
+@pytest.mark.xdist_group("timing")  # it times a database process's stop
+async def test_the_database_stops_promptly_while_an_instance_follows_revocations(settings: Settings) -> None:
+    # The listener's change stream always has a read in flight; the Rust server finishes it before stopping.
+    db = EmbeddedMongo(":memory:")
+    db.start()
+    try:
+        # Its clean-up meets no database: a short server selection.
+        instance = bootstrap(settings.model_copy(update={"db_timeout_ms": 300}), db.uri)
+        await start_auth(instance)
+        try:
+            await _cache_on(instance)
+            await asyncio.sleep(0.1)  # the stream's first idle read is now held by the server
+            started = time.monotonic()
+            await asyncio.to_thread(db.stop)
+            # About one idle read (IDLE_READ_MS) and the stop itself; with 10 s reads it took up to 10 s.
+            assert time.monotonic() - started < 3.0
+        finally:
+            listener = auth_state(instance).listener_task
+            if listener is not None:  # stop_auth would also unregister, from a database now gone
+                listener.cancel()
+                await asyncio.wait({listener})
+            await instance.client.close()
+    finally:
+        db.stop()
+        # The cancelled read's socket is left to the garbage collector: collect it here, not in a later test.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ResourceWarning)
+            gc.collect()
