@@ -106,9 +106,20 @@ export function visitBucket(assignment: AssignmentRecord, timezone: string, now:
 }
 
 /** A time window in the branch's time zone, in the user's language. */
+/** A visit's window in the branch's zone; a window within one day names the day once. */
 export function formatWindow(startIso: string, endIso: string, timezone: string, locale: string): string {
   const format = new Intl.DateTimeFormat(locale, { timeZone: timezone, month: "short", day: "numeric", hour: "2-digit", minute: "2-digit" });
-  return `${format.format(new Date(startIso))} – ${format.format(new Date(endIso))}`;
+  return format.formatRange(new Date(startIso), new Date(endIso));
+}
+
+/** A time zone as people say it ("China Time", "中国时间"), not its IANA id; the id when the browser has no name. */
+export function zoneName(timezone: string, locale: string): string {
+  try {
+    const parts = new Intl.DateTimeFormat(locale, { timeZone: timezone, timeZoneName: "shortGeneric" }).formatToParts(new Date());
+    return parts.find((part) => part.type === "timeZoneName")?.value ?? timezone;
+  } catch {
+    return timezone;
+  }
 }
 
 export function formatMoment(iso: string, timezone: string | undefined, locale: string): string {
