@@ -11,7 +11,7 @@ from server.app import create_app
 from server.checklists.publishing import publish_shipped
 from server.commands.generate import generate_history
 from server.context import Services
-from server.demo import seed_demo_if_empty
+from server.demo import BRANCHES, EXTRA_USERS, REGIONS, USERS, seed_demo, seed_demo_if_empty
 from server.domain.rectification_rules import ACTIVE, CLOSED
 from tests.conftest import Api, reconfigure
 
@@ -65,3 +65,29 @@ async def test_generated_history_is_what_the_workflow_produces(api: Api, service
     assert audit["start_request"]["checklist_key"] == audit["checklist_key"]
     seen = await api.json("GET", f"/api/v1/audits/{audit['_id']}", "compliance", expect=200)
     assert seen["score"] == audit["score"] and len(seen["findings"]) >= 1
+
+
+async def test_the_demo_organisation_is_made_by_the_admin_commands(services: Services) -> None:
+    """No second writer: the operator creates the first admin, who creates the regions, branches and people
+    through the same commands as the admin API, each with its event and trail entry."""
+    credentials = await seed_demo(services)
+    people = USERS + EXTRA_USERS
+    events = await services.db.events.find({}, {"type": 1, "actor": 1}).to_list()
+    counts = {kind: sum(e["type"] == kind for e in events) for kind in {e["type"] for e in events}}
+    assert counts == {"region.created": len(REGIONS), "branch.created": len(BRANCHES), "user.created": len(people),
+                      "region.updated": 2}
+    admin = await services.db.users.find_one({"username": credentials["admin"]["username"]})
+    assert admin is not None
+    by_operator = [e for e in events if e["actor"]["kind"] == "system"]
+    assert len(by_operator) == 1 and by_operator[0]["type"] == "user.created"
+    assert all(e["actor"]["id"] == admin["_id"] for e in events if e not in by_operator)
+    trail = await services.db.trail.find({}, {"action": 1}).to_list()
+    assert sorted(e["action"] for e in trail) == sorted(
+        ["region.create"] * len(REGIONS) + ["branch.create"] * len(BRANCHES) + ["user.create"] * len(people)
+        + ["region.update"] * 2)
+    # What the commands do beyond inserting: every branch gets its head, every region its manager.
+    branches = await services.db.branches.find({}).to_list()
+    heads = {u["_id"] for u in await services.db.users.find({"role": "branch_head"}).to_list()}
+    assert len(branches) == len(BRANCHES) and {b["head_user_id"] for b in branches} == heads
+    regions = await services.db.regions.find({}).to_list()
+    assert all(r["manager_user_id"] for r in regions)
