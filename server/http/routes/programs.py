@@ -122,7 +122,7 @@ async def update_assignment(request: web.Request) -> web.Response:
     body = await body_of(request, AssignmentUpdate)
     doc = await planning.update_assignment(request.app[SERVICES], authz.principal(request),
                                            match_info(request, "assignment_id"), body, origin(request))
-    return json_response(AssignmentPublic.model_validate(programs.public_assignment(doc, show_assignee=True)))
+    return json_response(_assignment(doc))
 
 
 @router.post(
@@ -135,14 +135,15 @@ async def cancel_assignment(request: web.Request) -> web.Response:
     body = await body_of(request, Reason)
     doc = await planning.cancel_assignment(request.app[SERVICES], authz.principal(request),
                                            match_info(request, "assignment_id"), body.reason, origin(request))
-    return json_response(AssignmentPublic.model_validate(programs.public_assignment(doc, show_assignee=True)))
+    return json_response(_assignment(doc))
+
+
+def _assignment(doc: dict[str, Any], *, show_assignee: bool = True) -> AssignmentPublic:
+    return AssignmentPublic.model_validate(programs.public_assignment(doc, show_assignee=show_assignee))
 
 
 def _assignment_list(docs: list[dict[str, Any]], status: int) -> web.Response:
-    items = [
-        AssignmentPublic.model_validate(programs.public_assignment(d, show_assignee=True)).model_dump(mode="json")
-        for d in docs
-    ]
+    items = [_assignment(d).model_dump(mode="json") for d in docs]
     return json_response({"items": items, "next_cursor": None}, status=status)
 
 
@@ -173,9 +174,7 @@ async def list_assignments(request: web.Request) -> web.Response:
             filters[key] = value
     docs, cursor = await programs.assignments_page(services.db, filters, q.limit, q.cursor)
     items = [
-        AssignmentPublic.model_validate(
-            programs.public_assignment(d, show_assignee=who.is_head_office or d.get("assignee_id") == who.user_id)
-        ).model_dump(mode="json")
+        _assignment(d, show_assignee=who.is_head_office or d.get("assignee_id") == who.user_id).model_dump(mode="json")
         for d in docs
     ]
     return json_response({"items": items, "next_cursor": cursor})
