@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { formatDate, formatDateTime, localDay, localInputValue, timeLeft, zonedInstant } from "./format.ts";
+import { formatDate, formatDateTime, localDay, localInputValue, timeLeft, zonedInstant, zoneName } from "./format.ts";
 
 test("a UTC instant shows at the branch's local time", () => {
   assert.match(formatDateTime("2026-11-02T01:00:00Z", "Asia/Shanghai", "en"), /9:00\sAM/);
@@ -29,4 +29,11 @@ test("a wall time in the branch's zone becomes the right instant, across DST", (
   assert.equal(zonedInstant("2026-07-10T17:00", "Europe/Madrid"), "2026-07-10T15:00:00.000Z");
   assert.equal(zonedInstant("2026-12-10T17:00", "Europe/Madrid"), "2026-12-10T16:00:00.000Z");
   assert.equal(localInputValue("2026-12-10T16:00:00.000Z", "Europe/Madrid"), "2026-12-10T17:00");
+});
+
+test("a zone is named as people say it, and an unknown one keeps its id", () => {
+  assert.equal(zoneName("Asia/Shanghai", "en"), "China Time");
+  assert.equal(zoneName("Europe/Madrid", "zh-CN"), "西班牙时间");
+  assert.equal(zoneName("UTC", "es"), "UTC");
+  assert.equal(zoneName("Mars/Olympus", "en"), "Mars/Olympus");
 });

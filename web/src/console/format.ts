@@ -95,3 +95,14 @@ export function formatPercent(ratio: number | null | undefined, locale: string):
   if (ratio === null || ratio === undefined) return "–";
   return new Intl.NumberFormat(locale, { style: "percent", maximumFractionDigits: 0 }).format(ratio);
 }
+
+/** A time zone as people say it ("China Time", "中国时间"), not its IANA id; the id when the browser has no name. */
+export function zoneName(timezone: string, locale: string): string {
+  if (timezone === "UTC") return "UTC";
+  try {
+    const parts = new Intl.DateTimeFormat(locale, { timeZone: timezone, timeZoneName: "shortGeneric" }).formatToParts(new Date());
+    return parts.find((part) => part.type === "timeZoneName")?.value ?? timezone;
+  } catch {
+    return timezone;
+  }
+}

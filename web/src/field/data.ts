@@ -112,15 +112,6 @@ export function formatWindow(startIso: string, endIso: string, timezone: string,
   return format.formatRange(new Date(startIso), new Date(endIso));
 }
 
-/** A time zone as people say it ("China Time", "中国时间"), not its IANA id; the id when the browser has no name. */
-export function zoneName(timezone: string, locale: string): string {
-  try {
-    const parts = new Intl.DateTimeFormat(locale, { timeZone: timezone, timeZoneName: "shortGeneric" }).formatToParts(new Date());
-    return parts.find((part) => part.type === "timeZoneName")?.value ?? timezone;
-  } catch {
-    return timezone;
-  }
-}
 
 export function formatMoment(iso: string, timezone: string | undefined, locale: string): string {
   return new Intl.DateTimeFormat(locale, { ...(timezone ? { timeZone: timezone } : {}), dateStyle: "medium", timeStyle: "short" }).format(new Date(iso));
