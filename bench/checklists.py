@@ -4,7 +4,10 @@ of branch-service in one language, raw and gzipped.
 
 The API and the bare handler each run in their own process; this process only generates load (a fixed
 number of requests at a fixed concurrency over keep-alive connections), so client work is the same for
-both and cancels out of the ratio. Run: .venv/bin/python -m bench.checklists
+both and cancels out of the ratio. Throughput on a shared 2-core machine moves with everything else that
+runs, so each round also counts the CPU time the serving process spent per request (/proc, Linux): that
+figure hardly moves with load, and its ratio is what the throughput ratio tends to when the server is the
+bottleneck. Run: .venv/bin/python -m bench.checklists
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import argparse
 import asyncio
 import gzip
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -27,10 +31,40 @@ from aiohttp import web
 from bench.common import post_json, save, start_api, stop, wait_ready
 from server.embedded import EmbeddedMongo, free_port
 
-REQUESTS = 2000
+REQUESTS = 3000
 CONCURRENCY = 32
 ROUNDS = 3  # interleaved app/bare rounds; the median damps noise from other work on the machine
 PATH = "/api/v1/checklists/branch-service"
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User plus system CPU time of a process so far; None where /proc cannot tell."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def wait_until_quiet(pid: int, timeout_s: float = 60.0) -> None:
+    """Until the API stops working on its own start-up (demo seeding's events, checklist rendering): below 5%
+    of a core for a second, so its background work is not counted against its requests."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        before = cpu_seconds(pid)
+        time.sleep(1.0)
+        after = cpu_seconds(pid)
+        if before is None or after is None or after - before < 0.05:
+            return
+
+
+def _measured(url: str, headers: dict[str, str], pid: int) -> dict[str, Any]:
+    """One round of load, with the serving process's CPU microseconds per request."""
+    before = cpu_seconds(pid)
+    result = asyncio.run(_load(url, headers, REQUESTS, CONCURRENCY))
+    after = cpu_seconds(pid)
+    result["cpu_us"] = (after - before) / REQUESTS * 1e6 if before is not None and after is not None else None
+    return result
 
 
 async def _load(url: str, headers: dict[str, str], requests: int, concurrency: int) -> dict[str, Any]:
@@ -110,6 +144,10 @@ def _handler_microseconds(body: bytes, gzipped: bytes, etag: str, etag_gzip: str
     return timings
 
 
+def _figure(value: float | None, digits: int = 0) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
 def main() -> None:
     db = EmbeddedMongo(":memory:")
     db.start()
@@ -143,17 +181,18 @@ def main() -> None:
             "200 identity": {**auth, "Accept-Encoding": "identity"},
             "304": {**auth, "Accept-Encoding": "gzip", "If-None-Match": etag_gzip},
         }
-        targets = {"api": base + PATH, "bare": f"http://127.0.0.1:{bare_port}{PATH}"}
+        targets = {"api": (base + PATH, api.pid), "bare": (f"http://127.0.0.1:{bare_port}{PATH}", bare.pid)}
         runs: dict[str, dict[str, list[dict[str, Any]]]] = {s: {"api": [], "bare": []} for s in scenarios}
+        wait_until_quiet(api.pid)
         # The floor every authenticated endpoint shares (token check plus user and session reads):
         # how much of the gap to the bare handler is authentication rather than checklist serving.
-        me = [asyncio.run(_load(f"{base}/api/v1/me", auth, REQUESTS, CONCURRENCY)) for _ in range(ROUNDS)]
+        me = [_measured(f"{base}/api/v1/me", auth, api.pid) for _ in range(ROUNDS)]
         for scenario, headers in scenarios.items():
-            for url in targets.values():
+            for url, _ in targets.values():
                 asyncio.run(_load(url, headers, 200, CONCURRENCY))  # warm-up: connections and rendering caches
             for _ in range(ROUNDS):
-                for target, url in targets.items():
-                    runs[scenario][target].append(asyncio.run(_load(url, headers, REQUESTS, CONCURRENCY)))
+                for target, (url, pid) in targets.items():
+                    runs[scenario][target].append(_measured(url, headers, pid))
 
         throughput: dict[str, Any] = {}
         for scenario, by_target in runs.items():
@@ -165,25 +204,36 @@ def main() -> None:
                 row[f"{target}_rps"] = round(statistics.median(r["rps"] for r in results), 1)
                 row[f"{target}_p50_ms"] = round(statistics.median(r["p50_ms"] for r in results), 2)
                 row[f"{target}_p95_ms"] = round(statistics.median(r["p95_ms"] for r in results), 2)
+                cpu = [r["cpu_us"] for r in results if r["cpu_us"] is not None]
+                row[f"{target}_cpu_us_per_request"] = round(statistics.median(cpu), 1) if cpu else None
             row["ratio"] = round(row["api_rps"] / row["bare_rps"], 3)
+            if row["api_cpu_us_per_request"] and row["bare_cpu_us_per_request"]:
+                row["cpu_ratio"] = round(row["bare_cpu_us_per_request"] / row["api_cpu_us_per_request"], 3)
             throughput[scenario] = row
 
         me_rps = round(statistics.median(r["rps"] for r in me), 1)
+        me_cpu = [r["cpu_us"] for r in me if r["cpu_us"] is not None]
         for row in throughput.values():
             row["ratio_to_authenticated_me"] = round(row["api_rps"] / me_rps, 3)
         handler_us = _handler_microseconds(body, gzipped, etag, etag_gzip)
         figures = {
             "requests_per_round": REQUESTS, "concurrency": CONCURRENCY, "rounds": ROUNDS,
-            "throughput": throughput, "authenticated_me_rps": me_rps, "serving_work_us": handler_us,
+            "throughput": throughput, "authenticated_me_rps": me_rps,
+            "authenticated_me_cpu_us_per_request": round(statistics.median(me_cpu), 1) if me_cpu else None,
+            "load_average_1m": round(os.getloadavg()[0], 2), "serving_work_us": handler_us,
             "payload": {"one_language": sizes, "yaml_all_languages_bytes": all_languages},
         }
         save("checklists", figures)
         print(f"GET {PATH}  ({REQUESTS} requests x {ROUNDS} rounds, concurrency {CONCURRENCY}, median)")
-        print(f"  {'answer':<14}{'api req/s':>11}{'bare req/s':>12}{'ratio':>8}{'api p50 ms':>12}{'api p95 ms':>12}")
+        print(f"  {'answer':<14}{'api req/s':>11}{'bare req/s':>12}{'ratio':>8}{'api p50 ms':>12}{'api p95 ms':>12}"
+              f"{'api CPU us':>12}{'bare CPU us':>13}{'CPU ratio':>11}")
         for scenario, row in throughput.items():
             print(f"  {scenario:<14}{row['api_rps']:>11.0f}{row['bare_rps']:>12.0f}{row['ratio']:>8.2f}"
-                  f"{row['api_p50_ms']:>12.1f}{row['api_p95_ms']:>12.1f}")
-        print(f"  GET /api/v1/me (authentication floor): {me_rps:.0f} req/s; checklist/me ratios: "
+                  f"{row['api_p50_ms']:>12.1f}{row['api_p95_ms']:>12.1f}{_figure(row['api_cpu_us_per_request']):>12}"
+                  f"{_figure(row['bare_cpu_us_per_request']):>13}{_figure(row.get('cpu_ratio'), 2):>11}")
+        print(f"  (CPU us: the serving process's CPU time per request; load average {os.getloadavg()[0]:.1f})")
+        print(f"  GET /api/v1/me (authentication floor): {me_rps:.0f} req/s, "
+              f"{_figure(figures['authenticated_me_cpu_us_per_request'])} CPU us; checklist/me ratios: "
               + ", ".join(f"{k} {r['ratio_to_authenticated_me']:.2f}" for k, r in throughput.items()))
         print("  in-process serving work per request (negotiate, compare ETag, build response): "
               + ", ".join(f"{k} {v:.1f} us" for k, v in handler_us.items()))
