@@ -30,11 +30,14 @@ run: install embedded web
 	$(BIN)/branch-audit serve
 
 ## make test: set up, then the whole suite on the embedded default, and a smoke subset on the Python fallback
+# One pytest worker per core, each with its own database server, ports and directories; tests that share a
+# server process or measure timing are kept on one worker by xdist groups (tests/conftest.py).
+PYTEST_PARALLEL ?= -n auto --dist loadgroup
 test: install embedded web browser
-	$(BIN)/pytest -q -p no:cacheprovider
+	$(BIN)/pytest -q -p no:cacheprovider $(PYTEST_PARALLEL)
 	@if [ -x "$(SECANTUSD_RS)" ] && [ "$$EMBEDDED_DB" != python ] && [ -z "$$MONGODB_URI" ]; then \
 		echo "smoke tests on the Python fallback (secantusd-py):"; \
-		EMBEDDED_DB=python $(BIN)/pytest -q -p no:cacheprovider -m smoke; fi
+		EMBEDDED_DB=python $(BIN)/pytest -q -p no:cacheprovider $(PYTEST_PARALLEL) -m smoke; fi
 
 lint: install
 	$(BIN)/ruff check server schemas tests
