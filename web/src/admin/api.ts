@@ -3,6 +3,9 @@
 import { apiJson } from "../api/client.ts";
 import { ApiError } from "../api/problem.ts";
 import type { ServedChecklist } from "../rules/types.ts";
+import type { Assignment } from "../api/types.ts";
+
+export type { Assignment, TrailEntry } from "../api/types.ts";
 
 export const ROLES = ["inspector", "mystery_shopper", "branch_head", "regional_manager", "compliance", "admin", "integration"] as const;
 export const LANGUAGE_CHOICES = ["zh-CN", "en", "es"] as const;
@@ -28,17 +31,6 @@ export interface SessionRow {
   client_address: string | null;
 }
 
-export interface TrailEntry {
-  id: string;
-  at: string;
-  actor_id: string | null;
-  actor_role: string | null;
-  action: string;
-  entity_type: string | null;
-  entity_id: string | null;
-  summary: Record<string, unknown>;
-  client_address: string | null;
-}
 
 export interface OpeningHours {
   open: string;
@@ -71,20 +63,6 @@ export interface RegionRecord {
   created_at: string;
 }
 
-export interface Assignment {
-  id: string;
-  program_id: string;
-  branch_id: string;
-  region_id: string;
-  checklist_key: string;
-  channel: string;
-  covert: boolean;
-  window_start: string;
-  window_end: string;
-  status: string;
-  audit_id: string | null;
-  assignee_id: string | null;
-}
 
 export interface OpenWork {
   assignments: Assignment[];

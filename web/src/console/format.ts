@@ -44,6 +44,20 @@ export function timeLeft(untilIso: string | null | undefined, nowMs: number): Ti
   return { closed: false, days: Math.floor(hours / 24), hours: hours % 24, closing: left < 2 * 86_400_000 };
 }
 
+/** The wall clock of an instant in a time zone: two-digit parts ("year" four), 24-hour. */
+function wallClock(instant: number, timeZone: string): (part: "year" | "month" | "day" | "hour" | "minute") => string {
+  const parts = new Intl.DateTimeFormat("en-US", {
+    timeZone,
+    hourCycle: "h23",
+    year: "numeric",
+    month: "2-digit",
+    day: "2-digit",
+    hour: "2-digit",
+    minute: "2-digit",
+  }).formatToParts(new Date(instant));
+  return (part) => parts.find((p) => p.type === part)?.value ?? "00";
+}
+
 /**
  * A local wall time typed into <input type="datetime-local"> in the branch's zone, as an RFC 3339 instant.
  * Found by guessing the offset and correcting it once (exact except inside a DST jump).
@@ -54,17 +68,8 @@ export function zonedInstant(local: string, timeZone: string): string {
   const [, y, mo, d, h, mi] = match.map(Number) as [number, number, number, number, number, number];
   const wall = Date.UTC(y, mo - 1, d, h, mi);
   const offsetAt = (instant: number): number => {
-    const parts = new Intl.DateTimeFormat("en-US", {
-      timeZone,
-      hourCycle: "h23",
-      year: "numeric",
-      month: "2-digit",
-      day: "2-digit",
-      hour: "2-digit",
-      minute: "2-digit",
-    }).formatToParts(new Date(instant));
-    const get = (type: string) => Number(parts.find((p) => p.type === type)?.value ?? 0);
-    return Date.UTC(get("year"), get("month") - 1, get("day"), get("hour"), get("minute")) - instant;
+    const get = wallClock(instant, timeZone);
+    return Date.UTC(Number(get("year")), Number(get("month")) - 1, Number(get("day")), Number(get("hour")), Number(get("minute"))) - instant;
   };
   let instant = wall - offsetAt(wall);
   instant = wall - offsetAt(instant);
@@ -73,16 +78,7 @@ export function zonedInstant(local: string, timeZone: string): string {
 
 /** An instant as the value of <input type="datetime-local"> in a time zone. */
 export function localInputValue(iso: string, timeZone: string): string {
-  const parts = new Intl.DateTimeFormat("en-US", {
-    timeZone,
-    hourCycle: "h23",
-    year: "numeric",
-    month: "2-digit",
-    day: "2-digit",
-    hour: "2-digit",
-    minute: "2-digit",
-  }).formatToParts(new Date(iso));
-  const get = (type: string) => parts.find((p) => p.type === type)?.value ?? "00";
+  const get = wallClock(new Date(iso).getTime(), timeZone);
   return `${get("year")}-${get("month")}-${get("day")}T${get("hour")}:${get("minute")}`;
 }
 

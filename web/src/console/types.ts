@@ -229,34 +229,11 @@ export interface Program {
   cancelled_at: string | null;
 }
 
-export interface Assignment {
-  id: string;
-  program_id: string;
-  branch_id: string;
-  channel: string;
-  covert: boolean;
-  window_start: string;
-  window_end: string;
-  status: string;
-  assignee_id: string | null;
-}
-
-export interface TrailEntry {
-  id: string;
-  at: string;
-  actor_id: string | null;
-  actor_role: string | null;
-  action: string;
-  entity_type: string | null;
-  entity_id: string | null;
-  summary: Record<string, unknown>;
-  seq: number | null;
-  sealed: boolean;
-}
-
 export interface UserRow {
   id: string;
   username: string;
   display_name: string;
   role: string;
 }
+
+export type { Assignment, TrailEntry } from "../api/types.ts";

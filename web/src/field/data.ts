@@ -106,6 +106,25 @@ export function visitBucket(assignment: AssignmentRecord, timezone: string, now:
 }
 
 /** A time window in the branch's time zone, in the user's language. */
+/** One planned visit as this phone keeps it: the visit, its branch, its audit if started here, and its
+ * checklist in `language` if kept (all null for a visit the phone does not have). */
+export async function keptVisit(userId: string, assignmentId: string, language: string): Promise<{
+  assignment: AssignmentRecord | null;
+  branch: BranchRecord | null;
+  audit: AuditRecord | null;
+  kept: KeptChecklist | null;
+}> {
+  const db = await userDb(userId);
+  const assignment = (await db.get("assignments", assignmentId)) ?? null;
+  if (!assignment) return { assignment, branch: null, audit: null, kept: null };
+  return {
+    assignment,
+    branch: (await db.get("branches", assignment.branch_id)) ?? null,
+    audit: (await db.getAll("audits")).find((a) => a.assignment_id === assignmentId) ?? null,
+    kept: (await db.get("checklists", keptId(assignment.checklist_key, language))) ?? null,
+  };
+}
+
 /** A visit's window in the branch's zone; a window within one day names the day once. */
 export function formatWindow(startIso: string, endIso: string, timezone: string, locale: string): string {
   const format = new Intl.DateTimeFormat(locale, { timeZone: timezone, month: "short", day: "numeric", hour: "2-digit", minute: "2-digit" });

@@ -1,4 +1,5 @@
 // What the phone keeps in IndexedDB. Plain types shared by the stores, the outbox and the screens.
+import type { Assignment } from "../api/types.ts";
 
 export interface UserRecord {
   id: string;
@@ -22,19 +23,8 @@ export interface SessionRecord {
   password_change_required?: boolean;
 }
 
-export interface AssignmentRecord {
-  id: string;
-  program_id: string;
-  branch_id: string;
-  region_id: string;
-  checklist_key: string;
-  channel: string;
-  covert: boolean;
-  window_start: string;
-  window_end: string;
-  status: string;
-  audit_id?: string | null;
-}
+/** A visit as the server serves it, stored as it came. */
+export type AssignmentRecord = Assignment;
 
 export interface BranchRecord {
   id: string;
