@@ -9,7 +9,12 @@ cost of such a query grows with everything ever stored (the driver's GridFS uplo
 find_one on the photo chunks before each thumbnail, and took seconds once a bank's photos piled up). It
 holds on both embedded servers; secantusd-py's planner scans the collection for any filter of more than
 one field not covered by one index, so the phone's path filters by one indexed field and checks the rest
-in code or inside the update."""
+in code or inside the update.
+
+Every list, history and export read (every GET, by every role that may call it) must also read only the
+fields it returns: a query that may return several documents of a growing collection names its fields
+(a projection, or a pipeline that shapes or groups its rows). Listing 200 audits used to spend 73% of its
+time decoding whole audits, answers included, for rows that show a summary."""
 
 from __future__ import annotations
 
@@ -29,9 +34,11 @@ from server.app import create_app
 from server.checklists.publishing import publish_shipped
 from server.clock import FakeClock
 from server.context import Services
+from server.http.routes import all_routers
 from server.jobs.dispatcher import drain
 from server.storage.checklists import get_version
 from tests import image_factory as f
+from tests.conftest import Api
 
 # Collections whose size is bounded whatever the bank does (pending markers are drained, one lease per job,
 # one cursor per handler, the organisation and the checklists): a scan of these is fine.
@@ -247,3 +254,85 @@ def test_the_guard_refuses_empty_filters_scans_and_wasted_reads_on_growing_colle
     assert verdict("audits", {"find": "audits", "filter": {"_id": "a"}, "limit": 1}, indexed, "findAndModify")
     update = {"update": "audits", "updates": [{"q": {"_id": "a"}, "u": {}}, {"q": {}, "u": {}}]}
     assert [find["filter"] for _, find in as_finds(update)] == [{"_id": "a"}, {}]
+
+
+# Read whole by design: a photo's bytes, an event (the feed's row, and what every handler is given), the
+# event log's positions ({_id, seq, type, subject}, all of which the feed reads), a login's throttle state
+# (the account's and the address's, by key), and the administered records, stored as they are listed (a
+# program, a planned visit, a branch: its row is the whole document; server.storage.records pages them).
+WHOLE_BY_DESIGN = {"photos.chunks", "events", "event_log", "login_failures", "regions", "branches", "programs",
+                   "assignments"}
+# Pipeline stages after which a row is no longer a whole stored document.
+SHAPING = {"$project", "$group", "$count", "$replaceRoot", "$replaceWith", "$bucket", "$sortByCount", "$unset"}
+# A never-ending response: it reads what it sends as notifications arrive, not as a list.
+NOT_LISTS = {"/api/v1/notifications/stream"}
+
+
+def whole_documents(command: dict[str, Any]) -> str | None:
+    """Why this command returns whole documents of a growing collection, several at a time, or None."""
+    name = next(iter(command))
+    collection = command[name]
+    if collection in BOUNDED or collection in WHOLE_BY_DESIGN or name not in ("find", "aggregate"):
+        return None
+    if name == "find":
+        key = (command.get("filter") or {}).get("_id")
+        if command.get("limit") == 1 or (key is not None and not isinstance(key, dict)) or command.get("projection"):
+            return None  # one document (a lookup by key), or named fields
+        return "find without a projection"
+    stages = {next(iter(stage)) for stage in command.get("pipeline") or [] if stage}
+    if "$changeStream" in stages or stages & SHAPING:
+        return None
+    return "aggregate returning whole documents"
+
+
+async def test_every_list_history_and_export_reads_only_the_fields_it_returns(
+        services: Services, demo: dict[str, dict[str, str]], mongo_uri: str, clock: FakeClock) -> None:
+    from tests.test_access_sweep import build, fill
+
+    name = services.settings.database_name
+    recorder = Recorder(name)
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo_uri, tz_aware=True, event_listeners=[recorder])
+    recorded = dataclasses.replace(services, client=client, db=client[name])
+    app = create_app(recorded, start_jobs=False, prepare_data=False, close_client=False)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    seen: dict[str, str] = {}
+    try:
+        async with ClientSession() as session:
+            api = Api(session, str(server.make_url("")).rstrip("/"), demo)
+            objects = await build(api, services, clock)
+            await drain(services)  # notifications, feeds and deliveries as the handlers leave them
+            for router in all_routers():
+                for op in router.operations:
+                    if op.method != "GET" or op.path in NOT_LISTS or not op.path.startswith("/api/"):
+                        continue
+                    path = fill(op.path, objects)
+                    for role in sorted(op.roles or ()):
+                        if role not in api.credentials:
+                            continue
+                        recorder.commands.clear()
+                        recorder.recording = True
+                        resp = await api.call("GET", path, role)
+                        recorder.recording = False
+                        assert resp.status < 500, f"GET {path} as {role}: {resp.status}"
+                        for command in recorder.commands:
+                            why = whole_documents(command)
+                            if why:
+                                kind = next(iter(command))
+                                seen.setdefault(f"{kind} on {command[kind]} {sorted(command.get('filter') or {})}",
+                                                f"{why} (GET {op.path} as {role})")
+    finally:
+        await server.close()
+        await client.close()
+    assert not seen, "\n".join(f"{shape}: {why}" for shape, why in sorted(seen.items()))
+
+
+def test_the_guard_refuses_lists_that_read_whole_documents() -> None:
+    assert whole_documents({"find": "findings", "filter": {"branch_id": "b"}, "limit": 51}) is not None
+    assert whole_documents({"find": "findings", "filter": {"branch_id": "b"}, "projection": {"title": 1}}) is None
+    assert whole_documents({"find": "users", "filter": {"_id": "u"}, "limit": 1}) is None  # one, by key
+    assert whole_documents({"aggregate": "audits", "pipeline": [{"$match": {}}, {"$sort": {"at": -1}}]})
+    assert whole_documents({"aggregate": "audits", "pipeline": [{"$match": {}}, {"$group": {"_id": "$x"}}]}) is None
+    assert whole_documents({"find": "leases", "filter": {}}) is None  # bounded
+    assert whole_documents({"find": "login_failures", "filter": {"_id": "u"}}) is None  # at most one
+    assert whole_documents({"find": "users", "filter": {"_id": {"$in": ["u", "v"]}}}) is not None

@@ -176,7 +176,8 @@ class ExportRows:
         if not audits:
             return
         by_audit: dict[str, list[Doc]] = {a["_id"]: [] for a in audits}
-        cursor = self.db.findings.find({"audit_id": {"$in": list(by_audit)}}).hint([("audit_id", 1), ("item_id", 1)])
+        cursor = self.db.findings.find({"audit_id": {"$in": list(by_audit)}}, audit_storage.FINDING_FIELDS).hint(
+            [("audit_id", 1), ("item_id", 1)])
         async for finding in cursor.batch_size(2000):
             by_audit[finding["audit_id"]].append(finding)
         for audit in audits:

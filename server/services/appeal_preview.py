@@ -29,7 +29,7 @@ class RescorePreview:
 async def preview_overturn(services: Services, caller: Principal, appeal_id: str) -> RescorePreview:
     """The audit's score now and if this pending appeal were overturned."""
     appeal, audit, checklist = await pending_appeal(services, caller, appeal_id)
-    findings = await store.findings_of(services.db, audit["_id"])
+    findings = await store.findings_of(services.db, audit["_id"], fields={"item_id": 1, "status": 1})
     overturned = {f["item_id"] for f in findings if f["status"] == "overturned"}
     appealed = found(next((f for f in findings if f["_id"] == appeal["finding_id"]), None), "Finding")
     overturned.add(appealed["item_id"])

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -200,9 +200,9 @@ async def photos_by_item(db: Database, audit_id: str) -> dict[str, list[str]]:
     return by_item
 
 
-async def rectifications_of(db: Database, audit_id: str) -> list[Doc]:
-    """The rectifications opened for an audit's findings."""
-    return await db.rectifications.find({"audit_id": audit_id}).to_list()
+async def rectifications_of(db: Database, audit_id: str, fields: Iterable[str]) -> list[Doc]:
+    """The rectifications opened for an audit's findings, with these fields."""
+    return await db.rectifications.find({"audit_id": audit_id}, dict.fromkeys(fields, 1)).to_list()
 
 
 TRAIL_FIELDS = ("_id", "at", "actor_id", "actor_role", "action", "entity_type", "entity_id", "summary")
@@ -365,12 +365,22 @@ async def insert_findings(db: Database, findings: list[Doc], session: AsyncClien
         await db.findings.insert_many(findings, session=session)
 
 
-async def findings_of(db: Database, audit_id: str, session: AsyncClientSession | None = None) -> list[Doc]:
-    return await db.findings.find({"audit_id": audit_id}, session=session).sort("item_id", 1).to_list()
+async def findings_of(db: Database, audit_id: str, session: AsyncClientSession | None = None, *,
+                      fields: dict[str, int] | None = None) -> list[Doc]:
+    """An audit's findings by item (`fields`: only these, for a view that shows them)."""
+    return await db.findings.find({"audit_id": audit_id}, fields, session=session).sort("item_id", 1).to_list()
 
 
 async def finding(db: Database, finding_id: str) -> Doc | None:
     return await db.findings.find_one({"_id": finding_id})
+
+
+# What a listed finding is made of (server.domain.audit_access.finding_view, its item text and appeal window):
+# not who audited, which a branch must never learn for a covert visit.
+FINDING_FIELDS = {f: 1 for f in (
+    "audit_id", "branch_id", "region_id", "program_id", "checklist_key", "checklist_version", "item_id",
+    "section_id", "severity", "critical", "answer", "photo_ids", "status", "fixed_on_spot", "covert",
+    "created_at", "released_at", "pending_appeal_id")}
 
 
 async def findings_page(
@@ -386,7 +396,7 @@ async def findings_page(
             )
             break
     query = combine(filters, after_filter(LIST_SORT, cursor))
-    docs = await db.findings.find(query).sort(LIST_SORT).hint(hint).limit(limit + 1).to_list()
+    docs = await db.findings.find(query, FINDING_FIELDS).sort(LIST_SORT).hint(hint).limit(limit + 1).to_list()
     return page_of(docs, LIST_SORT, limit)
 
 
@@ -402,31 +412,22 @@ async def appeal_by_key(db: Database, filed_by: str, key: str) -> Doc | None:
 
 
 async def appeals_of(db: Database, audit_id: str) -> list[Doc]:
-    return await db.appeals.find({"audit_id": audit_id}).sort("filed_at", 1).to_list()
+    return await db.appeals.find({"audit_id": audit_id}, APPEAL_FIELDS).sort("filed_at", 1).to_list()
 
 
 async def appeals_page(
     db: Database, filters: dict[str, Any], limit: int, cursor: str | None
 ) -> tuple[list[Doc], str | None]:
     query = combine(filters, after_filter(APPEAL_SORT, cursor))
-    docs = await db.appeals.find(query).sort(APPEAL_SORT).limit(limit + 1).to_list()
+    docs = await db.appeals.find(query, APPEAL_FIELDS).sort(APPEAL_SORT).limit(limit + 1).to_list()
     return page_of(docs, APPEAL_SORT, limit)
 
 
+PUBLIC_APPEAL = ("finding_id", "audit_id", "branch_id", "region_id", "reason", "status", "filed_by", "filed_at",
+                 "decided_by", "decided_at", "comment")
+# What a listed appeal is made of (public_appeal).
+APPEAL_FIELDS = dict.fromkeys((*PUBLIC_APPEAL, "photo_ids"), 1)
+
+
 def public_appeal(doc: Doc) -> dict[str, Any]:
-    return {
-        k: doc.get(k)
-        for k in (
-            "finding_id",
-            "audit_id",
-            "branch_id",
-            "region_id",
-            "reason",
-            "status",
-            "filed_by",
-            "filed_at",
-            "decided_by",
-            "decided_at",
-            "comment",
-        )
-    } | {"id": doc["_id"], "photo_ids": list(doc.get("photo_ids") or [])}
+    return {k: doc.get(k) for k in PUBLIC_APPEAL} | {"id": doc["_id"], "photo_ids": list(doc.get("photo_ids") or [])}

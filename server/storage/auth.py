@@ -62,7 +62,9 @@ async def session_by_id(db: Database, session_id: str) -> Doc | None:
 
 
 async def open_sessions_of(db: Database, user_id: str, session: AsyncClientSession | None = None) -> list[Doc]:
-    return await db.sessions.find({"user_id": user_id, "revoked_at": None}, session=session).to_list()
+    """A user's open logins: since when, until when, from where (not their refresh tokens)."""
+    fields = {"created_at": 1, "expires_at": 1, "client_address": 1}
+    return await db.sessions.find({"user_id": user_id, "revoked_at": None}, fields, session=session).to_list()
 
 
 async def revoke_sessions(db: Database, session_ids: list[str], user_id: str, now: datetime, reason: str,

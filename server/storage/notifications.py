@@ -23,6 +23,10 @@ CLAIM_TRIES = 5  # another worker took the candidate: try the next one a few tim
 DEFAULT_PREFERENCES: dict[str, bool] = {"in_app": True, "email": True, "webhook": False}
 
 
+# What an inbox row is made of (public_notification), and the seq that pages it.
+PUBLIC_FIELDS = {f: 1 for f in ("seq", "kind", "title", "body", "data", "created_at", "read_at")}
+
+
 def public_notification(doc: Doc) -> dict[str, Any]:
     return {
         "id": doc["_id"],
@@ -81,7 +85,7 @@ async def page(
     elif unread is False:
         scope["read_at"] = {"$ne": None}
     docs = (
-        await db.notifications.find(combine(scope, after_filter(sort, cursor)))
+        await db.notifications.find(combine(scope, after_filter(sort, cursor)), PUBLIC_FIELDS)
         .sort(sort)
         .limit(limit + 1)
         .to_list()
@@ -91,7 +95,7 @@ async def page(
 
 async def after_seq(db: Database, user_id: str, seq: int, limit: int = 100) -> list[Doc]:
     return (
-        await db.notifications.find({"user_id": user_id, "seq": {"$gt": seq}})
+        await db.notifications.find({"user_id": user_id, "seq": {"$gt": seq}}, PUBLIC_FIELDS)
         .sort("seq", 1)
         .limit(limit)
         .to_list()
@@ -117,7 +121,8 @@ async def mark_read(db: Database, user_id: str, notification_id: str, now: datet
 
 async def preferences(db: Database, user_ids: list[str]) -> dict[str, dict[str, bool]]:
     found = {
-        d["_id"]: d for d in await db.notification_preferences.find({"_id": {"$in": user_ids}}).to_list()
+        d["_id"]: d for d in await db.notification_preferences.find(
+            {"_id": {"$in": user_ids}}, dict.fromkeys(DEFAULT_PREFERENCES, 1)).to_list()
     }
     return {
         uid: {k: bool(found.get(uid, {}).get(k, v)) for k, v in DEFAULT_PREFERENCES.items()}

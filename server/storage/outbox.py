@@ -301,12 +301,17 @@ async def resolve_deferral(db: Database, deferral_id: str) -> None:
     await db.handler_failures.delete_one({"_id": deferral_id})
 
 
+# What an admin's list of failures shows (schemas.backbone.HandlerFailurePublic).
+FAILURE_FIELDS = dict.fromkeys(("handler", "event_id", "event_type", "subject", "seq", "attempts", "status",
+                                "next_attempt_at", "last_error", "first_failed_at", "updated_at"), 1)
+
+
 async def failures_page(db: Database, filters: dict[str, Any], limit: int,
                         after_seq: int | None) -> list[Doc]:
     query = dict(filters)
     if after_seq is not None:
         query["seq"] = {"$gt": after_seq}
-    return await db.handler_failures.find(query).sort("seq", ASCENDING).limit(limit + 1).to_list()
+    return await db.handler_failures.find(query, FAILURE_FIELDS).sort("seq", ASCENDING).limit(limit + 1).to_list()
 
 
 async def retry_parked(db: Database, deferral_id: str, now: datetime, by: str | None,

@@ -74,8 +74,17 @@ async def by_dedup_key(db: Database, key: str) -> Doc | None:
     return await db.photos.find_one({"dedup_key": key})
 
 
+# What a listed photo's metadata is made of (server.http.routes.photos.public_photo): not its thumbnails,
+# hash bands or storage keys.
+LISTED_FIELDS = dict.fromkeys((
+    "sha256", "size", "media_type", "width", "height", "owner_type", "audit_id", "item_id", "rectification_id",
+    "finding_id", "branch_id", "uploader_id", "uploaded_at", "captured_at", "captured_at_source", "gps", "device",
+    "orientation", "phash", "flags", "purged", "device_report"), 1)
+
+
 async def photos_of_audit(db: Database, audit_id: str) -> list[Doc]:
-    return await db.photos.find({"audit_id": audit_id}).sort([("item_id", 1), ("uploaded_at", 1)]).to_list()
+    found = db.photos.find({"audit_id": audit_id}, LISTED_FIELDS)
+    return await found.sort([("item_id", 1), ("uploaded_at", 1)]).to_list()
 
 
 async def insert_photo(db: Database, doc: Doc, session: AsyncClientSession) -> None:

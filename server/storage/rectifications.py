@@ -156,8 +156,13 @@ async def open_for_branches(db: Database, branch_ids: list[str]) -> list[Doc]:
     )
 
 
+# What a rectification shows of its finding (server.http.routes.rectifications._finding).
+FINDING_FIELDS = {f: 1 for f in ("item_id", "section_id", "severity", "critical", "answer", "photo_ids", "status",
+                                 "fixed_on_spot")}
+
+
 async def findings_by_id(db: Database, finding_ids: list[str]) -> dict[str, Doc]:
     if not finding_ids:
         return {}
-    docs = await db.findings.find({"_id": {"$in": finding_ids}}).to_list()
+    docs = await db.findings.find({"_id": {"$in": finding_ids}}, FINDING_FIELDS).to_list()
     return {d["_id"]: d for d in docs}

@@ -292,7 +292,9 @@ async def audit_for_report(db: Database, audit_id: str) -> Doc | None:
 
 
 async def findings_of(db: Database, audit_id: str) -> list[Doc]:
-    return await db.findings.find({"audit_id": audit_id}).sort([("section_id", 1), ("item_id", 1)]).to_list()
+    """An audit's findings as its report shows them."""
+    fields = {"item_id": 1, "section_id": 1, "severity": 1, "status": 1, "answer": 1, "photo_ids": 1}
+    return await db.findings.find({"audit_id": audit_id}, fields).sort([("section_id", 1), ("item_id", 1)]).to_list()
 
 
 async def rectifications_of(db: Database, audit_id: str) -> list[Doc]:

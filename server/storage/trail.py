@@ -294,13 +294,19 @@ async def _classify_reordering(db: Database, broken: BrokenLink) -> BrokenLink:
 # --- reading -------------------------------------------------------------------------------------
 
 
+# What a listed entry shows (public_entry), and of its link in the chain.
+ENTRY_FIELDS = dict.fromkeys(("at", "actor_id", "actor_role", "action", "entity_type", "entity_id", "related_ids",
+                              "summary", "request_id", "client_address"), 1)
+LINK_FIELDS = {"seq": 1, "prev_hash": 1, "hash": 1}
+
+
 async def page(db: Database, filters: dict[str, Any], limit: int,
                cursor: str | None) -> tuple[list[Doc], str | None]:
     query = combine(filters, after_filter(LISTING_ORDER, cursor))
-    docs = await db.trail.find(query).sort(LISTING_ORDER).limit(limit + 1).to_list()
+    docs = await db.trail.find(query, ENTRY_FIELDS).sort(LISTING_ORDER).limit(limit + 1).to_list()
     found, cursor_out = page_of(docs, LISTING_ORDER, limit)
     links = {link["_id"]: link for ids in slices([d["_id"] for d in found])
-             for link in await db.trail_chain.find({"_id": {"$in": ids}}).to_list()}
+             for link in await db.trail_chain.find({"_id": {"$in": ids}}, LINK_FIELDS).to_list()}
     return [sealed_view(d, links[d["_id"]]) if d["_id"] in links else d for d in found], cursor_out
 
 

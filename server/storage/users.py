@@ -21,6 +21,11 @@ INDEXES: dict[str, list[IndexModel]] = {
 }
 
 
+# What a listed user is made of (public_user): never the password hash or the login bookkeeping.
+PUBLIC_FIELDS = {f: 1 for f in ("username", "display_name", "role", "region_id", "branch_id", "home_branch_id",
+                                "language", "email", "active", "created_at")}
+
+
 def public_user(doc: Doc) -> dict[str, Any]:
     return {
         "id": doc["_id"],
@@ -51,12 +56,15 @@ async def insert(db: Database, user: Doc, session: AsyncClientSession | None = N
 
 async def page(db: Database, filters: dict[str, Any], limit: int, cursor: str | None) -> tuple[list[Doc], str | None]:
     sort = [("_id", 1)]
-    docs = await db.users.find(combine(filters, after_filter(sort, cursor))).sort(sort).limit(limit + 1).to_list()
+    query = combine(filters, after_filter(sort, cursor))
+    docs = await db.users.find(query, PUBLIC_FIELDS).sort(sort).limit(limit + 1).to_list()
     return page_of(docs, sort, limit)
 
 
 async def with_role(db: Database, role: str, extra: dict[str, Any] | None = None) -> list[Doc]:
-    return await db.users.find({"role": role, "active": {"$ne": False}, **(extra or {})}).sort("_id", 1).to_list()
+    """The active users of a role: who they are and where they work (a program's visit planning)."""
+    query = {"role": role, "active": {"$ne": False}, **(extra or {})}
+    return await db.users.find(query, PUBLIC_FIELDS).sort("_id", 1).to_list()
 
 
 # --- administration --------------------------------------------------------------------------------

@@ -158,7 +158,8 @@ async def get_audit(request: web.Request) -> web.Response:
     who = authz.principal(request)
     audit = await visible_audit(services, who, match_info(request, "audit_id"))
     view = audit_access.audit_detail(who, audit, services.pseudonym_key)
-    view["findings"] = [audit_access.finding_view(who, f) for f in await store.findings_of(db, audit["_id"])]
+    findings = await store.findings_of(db, audit["_id"], fields=store.FINDING_FIELDS)
+    view["findings"] = [audit_access.finding_view(who, f) for f in findings]
     photos = await store.photos_by_item(db, audit["_id"])
     view["photos"] = photos
     checklist = await checklist_store.get_version(db, audit["checklist_key"], audit["checklist_version"])
@@ -166,7 +167,8 @@ async def get_audit(request: web.Request) -> web.Response:
         view["progress"] = audit_progress(checklist, audit, photos).as_dict()
     if audit["status"] == "released" or who.is_head_office:
         view["appeals"] = [store.public_appeal(a) for a in await store.appeals_of(db, audit["_id"])]
-        view["rectifications"] = [_rectification_row(r) for r in await store.rectifications_of(db, audit["_id"])]
+        rectifications = await store.rectifications_of(db, audit["_id"], RECTIFICATION_FIELDS)
+        view["rectifications"] = [_rectification_row(r) for r in rectifications]
     if who.is_head_office:
         version = await checklist_store.version_record(db, audit["checklist_key"], audit["checklist_version"])
         view["checklist"] = {
