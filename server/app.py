@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -16,7 +15,7 @@ from server.context import Services
 from server.db import Client, connect, ensure_indexes
 from server.http.api import mount
 from server.http.middleware import build_middlewares
-from server.http.openapi import build_spec
+from server.http.openapi import spec_bytes
 from server.http.protocol import use_problem_json_for_protocol_errors
 from server.http.routes import all_routers
 from server.http.routes.ops import docs_assets_dir
@@ -72,7 +71,7 @@ def create_app(services: Services, *, start_jobs: bool | None = None, prepare_da
         version = metadata.version("branch-audit")
     except metadata.PackageNotFoundError:
         version = "0.0.0"
-    services.openapi_bytes = json.dumps(build_spec(operations, version)).encode()
+    services.openapi_bytes = spec_bytes(operations, version)
     services.shared.operations = operations
 
     async def database(app: web.Application) -> AsyncIterator[None]:
