@@ -10,6 +10,7 @@ import pytest
 
 from server.checklists import serving
 from server.context import Services
+from server.http.metrics import Metrics
 from server.storage import checklists as store
 
 
@@ -55,3 +56,15 @@ async def test_a_local_publish_during_a_re_read_is_not_overwritten_by_it(
     release.set()
     assert await stale == 6
     assert await serving.current_version(services, "branch-service") == 8
+
+
+def test_request_latencies_are_counted_in_cumulative_prometheus_buckets() -> None:
+    metrics = Metrics()
+    for seconds in (0.001, 0.005, 0.0051, 0.3, 20.0):
+        metrics.observe_request("GET", "/api/v1/me", 200, seconds)
+    rendered = metrics.render()
+    counts = {line.split('le="')[1].split('"')[0]: int(line.rsplit(" ", 1)[1])
+              for line in rendered.splitlines() if line.startswith("branch_audit_http_request_duration_seconds_bucket")}
+    assert counts == {"0.005": 2, "0.01": 3, "0.025": 3, "0.05": 3, "0.1": 3, "0.25": 3, "0.5": 4, "1.0": 4,
+                      "2.5": 4, "5.0": 4, "10.0": 4, "+Inf": 5}
+    assert 'branch_audit_http_request_duration_seconds_count{method="GET",route="/api/v1/me"} 5' in rendered

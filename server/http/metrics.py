@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections import defaultdict
 from dataclasses import dataclass, field
+from itertools import accumulate
 
 # Latency buckets in seconds, the usual Prometheus shape stretched for a phone-facing API.
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -27,10 +29,13 @@ class Metrics:
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
         self.requests[(method, route, status)] += 1
         key = (method, route)
-        buckets = self.latency_buckets.setdefault(key, [0] * len(BUCKETS))
-        for i, bound in enumerate(BUCKETS):
-            if seconds <= bound:
-                buckets[i] += 1
+        buckets = self.latency_buckets.get(key)
+        if buckets is None:
+            buckets = self.latency_buckets[key] = [0] * len(BUCKETS)
+        # Every request passes here: one bucket counted (the first bound it is within), summed when rendered.
+        index = bisect_left(BUCKETS, seconds)
+        if index < len(BUCKETS):
+            buckets[index] += 1
         self.latency_sum[key] += seconds
         self.latency_count[key] += 1
 
@@ -48,7 +53,7 @@ class Metrics:
         ]
         for (method, route), buckets in sorted(self.latency_buckets.items()):
             labels = f'method="{method}",route="{_esc(route)}"'
-            for bound, count in zip(BUCKETS, buckets, strict=True):
+            for bound, count in zip(BUCKETS, accumulate(buckets), strict=True):
                 lines.append(f'branch_audit_http_request_duration_seconds_bucket{{{labels},le="{bound}"}} {count}')
             total = self.latency_count[(method, route)]
             lines.append(f'branch_audit_http_request_duration_seconds_bucket{{{labels},le="+Inf"}} {total}')

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
-import secrets
+import os
 import time
 from collections.abc import Awaitable, Callable
 
@@ -67,11 +67,12 @@ def build_middlewares(metrics: Metrics) -> list[Callable[..., Awaitable[web.Stre
     async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
         incoming = request.headers.get("X-Request-ID")
         # 32 random hex digits, as uuid4().hex gave, at a fifth of its cost.
-        request_id: str = incoming if incoming and acceptable_request_id(incoming) else secrets.token_hex(16)
+        request_id: str = incoming if incoming and acceptable_request_id(incoming) else os.urandom(16).hex()
         request[REQUEST_ID] = request_id
         token = current_request_id.set(request_id)
         started = time.perf_counter()
-        route = request.match_info.route.resource.canonical if request.match_info.route.resource else "unmatched"
+        resource = request.match_info.route.resource
+        route = resource.canonical if resource is not None else "unmatched"
         status = 500
         try:
             response = await _render_errors(request, handler, request_id)
