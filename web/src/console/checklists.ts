@@ -3,6 +3,7 @@
 import { computed, shallowRef, watch } from "vue";
 import { useI18n } from "vue-i18n";
 import { currentSession } from "../auth/session.ts";
+import type { ServedChecklist } from "../rules/types.ts";
 import { getJson } from "./api.ts";
 
 export interface ChecklistTitle {
@@ -26,6 +27,22 @@ function checklistTitles(language: string): Promise<ChecklistTitle[]> {
     cached = { id, value };
   }
   return cached.value;
+}
+
+const itemTextCache = new Map<string, Promise<Map<string, string>>>();
+
+/** A checklist's items in `language` (id → text) from its current version; empty when it cannot be read,
+ * so a screen falls back to the id rather than failing. */
+export function checklistItemTexts(key: string, language: string): Promise<Map<string, string>> {
+  const id = `${currentSession.value?.user.id ?? ""}:${key}:${language}`;
+  let texts = itemTextCache.get(id);
+  if (!texts) {
+    texts = getJson<ServedChecklist>(`/checklists/${encodeURIComponent(key)}`, { lang: language })
+      .then((checklist) => new Map(checklist.sections.flatMap((s) => s.items.map((i): [string, string] => [i.id, typeof i.text === "string" ? i.text : i.id]))))
+      .catch(() => new Map<string, string>());
+    itemTextCache.set(id, texts);
+  }
+  return texts;
 }
 
 /** The checklists (empty until read, or when they cannot be read: a title then falls back to its key). */
