@@ -4,14 +4,17 @@ by one request at a time, not by every request that finds it stale."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 
 import pytest
 
 from server.checklists import serving
 from server.context import Services
+from server.http import middleware
 from server.http.metrics import Metrics
 from server.storage import checklists as store
+from tests.conftest import Api
 
 
 async def test_a_stale_current_version_is_re_read_by_one_request_while_the_others_keep_it(
@@ -68,3 +71,24 @@ def test_request_latencies_are_counted_in_cumulative_prometheus_buckets() -> Non
     assert counts == {"0.005": 2, "0.01": 3, "0.025": 3, "0.05": 3, "0.1": 3, "0.25": 3, "0.5": 4, "1.0": 4,
                       "2.5": 4, "5.0": 4, "10.0": 4, "+Inf": 5}
     assert 'branch_audit_http_request_duration_seconds_count{method="GET",route="/api/v1/me"} 5' in rendered
+
+
+async def test_every_request_is_logged_with_its_route_status_and_id_and_slow_ones_as_warnings(
+        api: Api, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    token = await api.token("inspector")
+    caplog.clear()  # the login's own request
+    with caplog.at_level(logging.INFO, logger="branch_audit.http"):
+        resp = await api.call("GET", "/api/v1/checklists/nothing-here", headers={"Authorization": f"Bearer {token}",
+                                                                                  "X-Request-ID": "phone-42"})
+        assert resp.status == 404 and resp.headers["X-Request-ID"] == "phone-42"
+    [record] = [r for r in caplog.records if r.getMessage() == "request"]
+    assert record.levelno == logging.INFO
+    assert (record.__dict__["route"], record.__dict__["status"]) == ("/api/v1/checklists/{key}", 404)
+    caplog.clear()
+
+    monkeypatch.setattr(middleware, "SLOW_REQUEST_S", 0.0)
+    with caplog.at_level(logging.WARNING, logger="branch_audit.http"):
+        resp = await api.call("GET", "/api/v1/me", headers={"Authorization": f"Bearer {token}"})
+        assert resp.status == 200 and len(resp.headers["X-Request-ID"]) == 32
+    [slow] = [r for r in caplog.records if r.getMessage() == "request"]
+    assert slow.levelno == logging.WARNING and slow.__dict__["route"] == "/api/v1/me"
