@@ -149,6 +149,21 @@ async def desk(browser: Any, console_world: ConsoleWorld) -> AsyncIterator[NewPa
     assert not problems, problems
 
 
+async def sideways(page: Any) -> list[str]:
+    """What makes the page itself scroll sideways (a table may scroll inside its own region, the console's
+    navigation in its row; the page may not): elements past the viewport's right edge outside those."""
+    found: list[str] = await page.evaluate("""() => {
+        const width = document.documentElement.clientWidth;
+        if (document.documentElement.scrollWidth <= width) return [];
+        const past = [...document.querySelectorAll('body *')].filter((el) =>
+            el.getBoundingClientRect().right > width + 1 && !el.closest('.table-scroll, .console-nav ul'));
+        const named = past.slice(0, 5).map((el) =>
+            `${el.tagName.toLowerCase()}.${el.className} ${Math.round(el.getBoundingClientRect().right)}px`);
+        return named.length ? named : ['the page scrolls sideways'];
+    }""")
+    return found
+
+
 async def console_sign_in(page: Any, world: ConsoleWorld, role: str) -> None:
     await page.goto("/app/login")
     credentials = world.credentials[role]
@@ -168,6 +183,7 @@ __all__ = [
     "desk",
     "released_audit",
     "settings",
+    "sideways",
     "streams_ended",
     "submitted_audit",
 ]

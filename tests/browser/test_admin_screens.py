@@ -9,7 +9,7 @@ from typing import Any
 from server.jobs.dispatcher import drain
 from server.storage import outbox
 from tests.browser.conftest import PHONE, plan_visit, shoot
-from tests.browser.console_steps import DESKTOP, ConsoleWorld, NewPage, console_world, desk, settings
+from tests.browser.console_steps import DESKTOP, ConsoleWorld, NewPage, console_world, desk, settings, sideways
 from tests.browser.test_field_screens import axe_problems, choose_language
 
 __all__ = ["console_world", "desk", "settings"]
@@ -59,6 +59,8 @@ async def check_screen(page: Any, language: str, name: str, problems: dict[str, 
         await page.set_viewport_size(viewport)
         await page.wait_for_timeout(50)
         found = await axe_problems(page)
+        if size == "phone":
+            found += await sideways(page)
         if found:
             problems[f"{name} {language} {size}"] = found
         if (language, size) in (("zh-CN", "phone"), ("en", "desktop")):

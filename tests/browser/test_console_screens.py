@@ -19,6 +19,7 @@ from tests.browser.console_steps import (
     desk,
     released_audit,
     settings,
+    sideways,
     submitted_audit,
 )
 from tests.browser.test_field_screens import axe_problems, choose_language
@@ -92,6 +93,8 @@ async def check_screen(page: Any, language: str, name: str, problems: dict[str, 
         await page.set_viewport_size(viewport)
         await page.wait_for_timeout(50)  # charts redraw at the new width
         found = await axe_problems(page)
+        if size == "phone":
+            found += await sideways(page)
         if found:
             problems[f"{name} {language} {size}"] = found
         if (language, size) in (("zh-CN", "phone"), ("en", "desktop")):
