@@ -8,6 +8,7 @@ import logging
 import time
 
 import pytest
+from aiohttp.test_utils import make_mocked_request
 
 from server.checklists import serving
 from server.context import Services
@@ -92,3 +93,27 @@ async def test_every_request_is_logged_with_its_route_status_and_id_and_slow_one
         assert resp.status == 200 and len(resp.headers["X-Request-ID"]) == 32
     [slow] = [r for r in caplog.records if r.getMessage() == "request"]
     assert slow.levelno == logging.WARNING and slow.__dict__["route"] == "/api/v1/me"
+
+
+@pytest.mark.parametrize(("header", "gzip"), [
+    ("gzip", True), ("gzip, deflate, br", True), ("deflate, gzip;q=0", False), ("*", True), ("*;q=0", False),
+    ("identity", False), ("", False), (None, False), ("br;q=1, " * 40 + "gzip;q=0.5", True),
+    ("gzip;q=0, " + "br, " * 60, False),
+])
+def test_gzip_is_chosen_by_the_accept_encoding_header(header: str | None, gzip: bool) -> None:
+    assert serving.accepts_gzip(header) is gzip
+    assert serving.accepts_gzip(header) is gzip  # the same answer once the header is remembered
+
+
+@pytest.mark.parametrize(("if_none_match", "matches"), [
+    ('"plain"', True), ('"zipped"', True), ('W/"zipped"', True), ('"old", "zipped"', True), ("*", True),
+    ('"old"', False), ('"zipped-but-longer"', False),
+])
+def test_a_client_holding_either_encodings_tag_gets_304(if_none_match: str, matches: bool) -> None:
+    rendering = serving.Rendering(b"{}", b"\x1f\x8b", '"plain"', '"zipped"')
+    prepared = serving.Prepared("en", {"en": rendering, "zh-CN": rendering, "es": rendering})
+    request = make_mocked_request("GET", "/api/v1/checklists/x",
+                                  headers={"If-None-Match": if_none_match, "Accept-Encoding": "gzip"})
+    response = serving.respond(request, prepared, None, immutable=False)
+    assert response.status == (304 if matches else 200)
+    assert response.headers["ETag"] == '"zipped"'

@@ -105,6 +105,11 @@ def negotiate_language(requested: str | None, accept_language: str | None, defau
 def accepts_gzip(header: str | None) -> bool:
     if not header:
         return False
+    # Phones and browsers send a handful of distinct headers: each is parsed once, not on every request.
+    return _gzip_allowed_cached(header) if len(header) <= 200 else _gzip_allowed(header)
+
+
+def _gzip_allowed(header: str) -> bool:
     allowed: dict[str, float] = {}
     for part in header.split(","):
         coding, _, params = part.strip().partition(";")
@@ -119,6 +124,9 @@ def accepts_gzip(header: str | None) -> bool:
     if "gzip" in allowed:
         return allowed["gzip"] > 0
     return allowed.get("*", 0.0) > 0
+
+
+_gzip_allowed_cached = lru_cache(maxsize=256)(_gzip_allowed)
 
 
 def served_item(item: Item, language: str) -> ServedItem:
@@ -227,6 +235,8 @@ def forget_current(services: Services, key: str) -> None:
 
 
 def _matches(if_none_match: str, rendering: Rendering) -> bool:
+    if if_none_match in (rendering.etag_gzip, rendering.etag):  # what a client that kept our tag sends
+        return True
     if if_none_match.strip() == "*":
         return True
     # Weak comparison (RFC 9110 13.1.2); either encoding's tag names the same content.
