@@ -14,6 +14,7 @@ from server.app import bootstrap
 from server.clock import FakeClock
 from server.context import Services
 from server.jobs.dispatcher import Dispatcher
+from server.jobs.loop import PollingLoop
 from server.jobs.runner import BackgroundJob
 from server.jobs.sequencer import Sequencer, sequence_pending
 from server.jobs.wakeups import Wakeups, sequenced_elsewhere
@@ -153,3 +154,37 @@ async def test_a_sequencer_whose_remembered_state_went_stale_aborts_and_reads_it
     assert [p["seq"] for p in log] == list(range(1, 16))
     chain = await trail.verify_chain(services.db)
     assert chain.ok and chain.head_seq == 3 and chain.unsealed == 0
+
+
+class CountedPasses(PollingLoop):
+    name = "counted"
+
+    def __init__(self, wake: asyncio.Event) -> None:
+        super().__init__(poll_s=60.0, wake=wake, gather_s=0.1, gather_max_s=0.3)
+        self.passes: list[float] = []
+
+    async def one_pass(self) -> int:
+        self.passes.append(time.perf_counter())
+        return 0
+
+
+async def test_commits_close_together_share_one_pass_and_a_steady_stream_waits_at_most_the_cap() -> None:
+    wake = asyncio.Event()
+    job = CountedPasses(wake)
+    await job.start()
+    try:
+        await asyncio.sleep(0.05)
+        assert len(job.passes) == 1  # the first pass, at start
+        for _ in range(3):  # one phone's commits, 40 ms apart
+            wake.set()
+            await asyncio.sleep(0.04)
+        await asyncio.sleep(0.3)
+        assert len(job.passes) == 2
+        started = time.perf_counter()
+        while time.perf_counter() - started < 0.7:  # a commit every 50 ms: never quiet for 0.1 s
+            wake.set()
+            await asyncio.sleep(0.05)
+        first, second = job.passes[2] - started, job.passes[3] - started
+        assert 0.25 <= first <= 0.6 and second - first <= 0.6, job.passes  # not every 0.1 s, nor never
+    finally:
+        await job.stop()

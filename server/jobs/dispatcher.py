@@ -24,7 +24,7 @@ from server.db import UNAVAILABLE_ERRORS, Doc
 from server.handlers import all_handlers
 from server.handlers.base import EventHandler
 from server.jobs.loop import LEASE_TTL_S, Lease, PollingLoop
-from server.jobs.sequencer import GATHER_S, SLOW_POLL_S, sequence_once, sequenced_signal
+from server.jobs.sequencer import DISPATCH_GATHER_S, SLOW_POLL_S, sequence_once, sequenced_signal
 from server.jobs.sequencer import LEASE as SEQUENCER_LEASE
 from server.storage import outbox, trail
 from server.storage.meta import acquire_lease, release_lease
@@ -242,7 +242,7 @@ class Dispatcher(PollingLoop):
     def __init__(self, services: Services, handlers: list[EventHandler] | None = None, *,
                  poll_s: float = SLOW_POLL_S, lease_ttl_s: float = LEASE_TTL_S, batch: int = 200,
                  policy: RetryPolicy | None = None) -> None:
-        super().__init__(poll_s=poll_s, wake=sequenced_signal(services), gather_s=GATHER_S)
+        super().__init__(poll_s=poll_s, wake=sequenced_signal(services), gather_s=DISPATCH_GATHER_S)
         self.services = services
         self.handlers = all_handlers() if handlers is None else handlers
         self.batch = batch

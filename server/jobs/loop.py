@@ -12,6 +12,7 @@ import contextlib
 import logging
 from abc import ABC, abstractmethod
 from datetime import datetime, timedelta
+from typing import Any
 
 from pymongo.errors import PyMongoError
 
@@ -37,13 +38,16 @@ class PollingLoop(ABC):
     name = "job"
 
     def __init__(self, *, poll_s: float, wake: asyncio.Event | None = None, grace_s: float = GRACE_S,
-                 gather_s: float = 0.0) -> None:
+                 gather_s: float = 0.0, gather_max_s: float | None = None) -> None:
         self.poll_s = poll_s
         self.wake = wake
         self.grace_s = grace_s
-        # After a wake-up, wait this long before the pass, so commits close together share one pass (a
-        # phone's requests come tens of milliseconds apart; each pass costs several round trips).
+        # After a wake-up, wait until no further wake-up came for `gather_s`, at most `gather_max_s` in all,
+        # so commits close together share one pass: a phone's requests come tens of milliseconds apart, and
+        # each pass costs several round trips. A lone commit waits `gather_s`; a steady stream of them,
+        # `gather_max_s` at most.
         self.gather_s = gather_s
+        self.gather_max_s = gather_s if gather_max_s is None else max(gather_s, gather_max_s)
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -95,18 +99,37 @@ class PollingLoop(ABC):
                 await self._pause()
 
     async def _pause(self) -> None:
-        waiters = [asyncio.ensure_future(self._stopping.wait())]
+        waiters: list[asyncio.Future[Any]] = [asyncio.ensure_future(self._stopping.wait())]
         if self.wake is not None:
             waiters.append(asyncio.ensure_future(self.wake.wait()))
         try:
             await asyncio.wait(waiters, timeout=self.poll_s, return_when=asyncio.FIRST_COMPLETED)
             if self.gather_s and self.wake is not None and self.wake.is_set():
-                await asyncio.wait(waiters[:1], timeout=self.gather_s)
+                await self._gather(self.wake, waiters[0])
         finally:
             for waiter in waiters:
                 waiter.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.gather(*waiters, return_exceptions=True)
+
+    async def _gather(self, wake: asyncio.Event, stopping: asyncio.Future[Any]) -> None:
+        """Wait while wake-ups keep coming less than `gather_s` apart, up to `gather_max_s` in all (the pass
+        that follows reads whatever was committed meanwhile)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.gather_max_s
+        while not stopping.done():
+            wake.clear()
+            quiet = min(self.gather_s, deadline - loop.time())
+            if quiet <= 0:
+                break
+            again: asyncio.Future[Any] = asyncio.ensure_future(wake.wait())
+            try:
+                await asyncio.wait({again, stopping}, timeout=quiet, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                again.cancel()
+                await asyncio.wait({again})  # unwound, without raising its cancellation here
+            if not wake.is_set():
+                break
 
 
 class Lease:
