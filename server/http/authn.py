@@ -47,9 +47,10 @@ def ticket_target(url: URL) -> str:
 async def authenticated_user(request: web.Request) -> tuple[Doc, str]:
     """The caller's user document and session id, or 401."""
     services = request.app[SERVICES]
-    ticket = request.get(DOWNLOAD_TICKET)
     header = request.headers.get("Authorization", "")
-    if ticket is not None and not header:
+    # A bearer header wins over a ticket; looking for an absent ticket costs a KeyError, so only without one.
+    ticket = None if header else request.get(DOWNLOAD_TICKET)
+    if ticket is not None:
         user_id, session_id = await _redeem_ticket(services, request, ticket)
     else:
         user_id, session_id = _bearer(services, header)
