@@ -94,6 +94,14 @@ async def test_the_queue_on_a_phone_is_cards_readable_without_scrolling_sideways
     await shoot(reviewer, "console-review-queue-zh-CN-phone-cards")
     page_width = await reviewer.evaluate("() => [document.documentElement.scrollWidth, innerWidth]")
     assert page_width[0] <= page_width[1], f"the page scrolls sideways: {page_width}"
+    # The navigation is one row (it scrolls sideways in itself) with the current screen's link in view.
+    tops = await reviewer.evaluate("() => [...document.querySelectorAll('.console-nav li')].map((li) => li.offsetTop)")
+    assert len(set(tops)) == 1, tops
+    await reviewer.click("[data-test=nav-trail]")
+    await reviewer.locator("[data-test=trail-hint]").wait_for()
+    current = await reviewer.locator("[data-test=nav-trail]").bounding_box()
+    assert current and current["x"] >= 0 and current["x"] + current["width"] <= PHONE["width"] - 32, current
+    await reviewer.go_back()
     assert not await reviewer.locator(".table-scroll table thead").is_visible()
     for audit in (overt, covert):
         row = reviewer.locator(f"[data-audit='{audit['audit_id']}']")
