@@ -79,11 +79,10 @@ async def delete_subscription(db: Database, subscription_id: str, now: datetime,
     return True
 
 
-async def matching_active(db: Database, event_type: str,
-                          session: AsyncClientSession | None = None) -> list[Doc]:
-    return await db.webhook_subscriptions.find(
-        {"active": True, "event_types": {"$in": [event_type, "*"]}}, {"_id": 1}, session=session
-    ).to_list()
+async def all_active(db: Database, session: AsyncClientSession | None = None) -> list[Doc]:
+    """Every active subscription and the event types it wants (a handful: a handler reads them once per
+    transaction, not once per event)."""
+    return await db.webhook_subscriptions.find({"active": True}, {"event_types": 1}, session=session).to_list()
 
 
 async def note_delivered(db: Database, subscription_id: str) -> None:
