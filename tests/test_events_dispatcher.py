@@ -375,3 +375,27 @@ async def test_readers_page_the_log_in_bounded_windows_and_see_the_seq(services:
     assert [e["seq"] for e in both] == [9, 10, 11]
     assert await outbox.events_after(services.db, 30, 10) == []
     assert await outbox.seq_of(services.db, both[0]["_id"]) == 9
+
+
+async def test_a_batch_of_events_queues_webhooks_only_for_the_subscriptions_that_want_each(
+        services: Services) -> None:
+    from server.handlers import webhooks as webhook_handler
+
+    wants = {"pings": ["test.pinged"], "pongs": ["test.ponged"], "all": ["*"], "off": ["*"]}
+    for name, types in wants.items():
+        await services.db.webhook_subscriptions.insert_one(
+            {"_id": name, "active": name != "off", "event_types": types, "url": "http://127.0.0.1:9/"})
+
+    async def work(uow: UnitOfWork) -> None:  # one transaction, so the handler gets them in one batch
+        for n in range(3):
+            uow.emit(Pinged(n=n), subject_type="thing", subject_id="x")
+        uow.emit(Ponged(n=9), subject_type="thing", subject_id="x")
+
+    await services.transact(SYSTEM, work)
+    await drain(services, handlers=webhook_handler.HANDLERS)
+    queued = await services.db.webhook_deliveries.find({}, {"subscription_id": 1, "event_type": 1}).to_list()
+    per_subscription: dict[str, list[str]] = {}
+    for delivery in queued:
+        per_subscription.setdefault(delivery["subscription_id"], []).append(delivery["event_type"])
+    assert {k: sorted(v) for k, v in per_subscription.items()} == {
+        "pings": ["test.pinged"] * 3, "pongs": ["test.ponged"], "all": ["test.pinged"] * 3 + ["test.ponged"]}
