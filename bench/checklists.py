@@ -31,7 +31,7 @@ from aiohttp import web
 from bench.common import post_json, save, start_api, stop, wait_ready
 from server.embedded import EmbeddedMongo, free_port
 
-REQUESTS = 3000
+REQUESTS = 5000
 CONCURRENCY = 32
 ROUNDS = 3  # interleaved app/bare rounds; the median damps noise from other work on the machine
 PATH = "/api/v1/checklists/branch-service"
