@@ -90,12 +90,12 @@ async def test_the_change_stream_leaves_out_this_instances_own_commits(services:
 
 def test_a_sequence_state_change_wakes_the_dispatcher_unless_this_instance_wrote_it() -> None:
     moved_to_7 = {"operationType": "update", "updateDescription": {"updatedFields": {"last_seq": 7}}}
-    assert not sequenced_elsewhere(moved_to_7, own_last_seq=7)  # its own commit: signalled in-process
-    assert not sequenced_elsewhere(moved_to_7, own_last_seq=9)  # an older change: already dispatched past it
-    assert sequenced_elsewhere(moved_to_7, own_last_seq=5)
-    assert sequenced_elsewhere(moved_to_7, own_last_seq=None)  # this instance does not sequence, or forgot
-    assert sequenced_elsewhere({"operationType": "insert", "fullDocument": {"last_seq": 3}}, own_last_seq=2)
-    assert sequenced_elsewhere({"operationType": "replace"}, own_last_seq=9)  # no seq to compare: wake
+    assert not sequenced_elsewhere(moved_to_7, own_last=7)  # its own commit: signalled in-process
+    assert not sequenced_elsewhere(moved_to_7, own_last=9)  # an older change: already dispatched past it
+    assert sequenced_elsewhere(moved_to_7, own_last=5)
+    assert sequenced_elsewhere(moved_to_7, own_last=None)  # this instance does not sequence, or forgot
+    assert sequenced_elsewhere({"operationType": "insert", "fullDocument": {"last_seq": 3}}, own_last=2)
+    assert sequenced_elsewhere({"operationType": "replace"}, own_last=9)  # no seq to compare: wake
 
 
 async def test_another_instances_commit_reaches_the_handler_within_a_second(

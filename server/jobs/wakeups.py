@@ -47,14 +47,14 @@ def pipeline(instance_id: str) -> list[dict[str, Any]]:
     ]
 
 
-def sequenced_elsewhere(change: Doc, own_last_seq: int | None) -> bool:
+def sequenced_elsewhere(change: Doc, own_last: int | None) -> bool:
     """Whether a change of the sequence state may be news to this instance's dispatcher. The last seq only
     grows, and this instance's sequencer sets the in-process signal after each of its commits: a value
     at or below the last it committed is its own write (or an older one), already signalled."""
     moved = ((change.get("updateDescription") or {}).get("updatedFields") or {}).get("last_seq")
     if moved is None:
         moved = (change.get("fullDocument") or {}).get("last_seq")
-    return own_last_seq is None or not isinstance(moved, int) or moved > own_last_seq
+    return own_last is None or not isinstance(moved, int) or moved > own_last
 
 
 class Wakeups:
