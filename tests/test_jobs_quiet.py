@@ -175,15 +175,15 @@ async def test_commits_close_together_share_one_pass_and_a_steady_stream_waits_a
     try:
         await asyncio.sleep(0.05)
         assert len(job.passes) == 1  # the first pass, at start
-        for _ in range(3):  # one phone's commits, 40 ms apart
+        for _ in range(3):  # one phone's commits, close together
             wake.set()
-            await asyncio.sleep(0.04)
+            await asyncio.sleep(0.02)
         await asyncio.sleep(0.3)
         assert len(job.passes) == 2
         started = time.perf_counter()
-        while time.perf_counter() - started < 0.7:  # a commit every 50 ms: never quiet for 0.1 s
+        while time.perf_counter() - started < 0.7:  # a commit every 30 ms: never quiet for 0.1 s
             wake.set()
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(0.03)
         first, second = job.passes[2] - started, job.passes[3] - started
         assert 0.25 <= first <= 0.6 and second - first <= 0.6, job.passes  # not every 0.1 s, nor never
     finally:
