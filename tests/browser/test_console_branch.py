@@ -1,12 +1,13 @@
 """The branch head's console: compliance releases an audit and the branch head sees it and its
-rectifications; a fix with a photo submitted on 3G; appeals inside the window, refused once it closed."""
+rectifications; a fix with a photo submitted on 3G; appeals inside the window, refused once it closed;
+checklists and repeat findings named in words, never by their keys."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
 from server.jobs.dispatcher import drain
-from tests.browser.conftest import PHONE, phone_photo, shoot
+from tests.browser.conftest import KEY, PHONE, phone_photo, shoot
 from tests.browser.console_steps import (
     ConsoleWorld,
     NewPage,
@@ -118,3 +119,23 @@ async def test_an_appeal_inside_the_window_is_filed_and_one_after_it_is_refused(
     await console_world.api.login("compliance")  # the moved clock expired the earlier token
     appeals = await console_world.api.json("GET", "/api/v1/appeals", "compliance", expect=200)
     assert len(appeals["items"]) == 1
+
+
+async def test_results_and_repeat_findings_name_checklists_and_items_in_words(
+        desk: NewPage, console_world: ConsoleWorld) -> None:
+    for _ in range(2):  # the same item failed twice in a row: a repeat finding
+        await released_audit(console_world, fail=("hall_clean",))
+    await drain(console_world.services)
+    head = await desk("zh-CN", viewport=PHONE)
+    await console_sign_in(head, console_world, "branch_head")
+    await head.goto("/app/branch/audits")
+    row = head.locator("[data-test=audit-row]").first
+    await row.locator("td", has_text="Browser visit (zh)").wait_for()
+    assert KEY not in await head.locator("main").inner_text()
+
+    analyst = await desk("zh-CN")
+    await console_sign_in(analyst, console_world, "compliance")
+    await analyst.goto("/app/reports")
+    repeat = analyst.locator("[data-test=repeat-row]").first
+    await repeat.locator("td", has_text="hall clean (zh)").wait_for()
+    assert "hall_clean" not in await repeat.inner_text()
