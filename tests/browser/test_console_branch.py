@@ -139,3 +139,33 @@ async def test_results_and_repeat_findings_name_checklists_and_items_in_words(
     repeat = analyst.locator("[data-test=repeat-row]").first
     await repeat.locator("td", has_text="hall clean (zh)").wait_for()
     assert "hall_clean" not in await repeat.inner_text()
+
+
+async def test_findings_closed_to_appeal_fold_under_the_ones_still_open(
+        desk: NewPage, console_world: ConsoleWorld) -> None:
+    world = console_world
+
+    async def as_of(shift: timedelta) -> None:
+        world.clock.advance(shift)
+        for role in ("inspector", "compliance"):  # tokens are dated by the moved clock
+            await world.api.login(role)
+
+    await as_of(timedelta(days=-30))
+    old = await released_audit(world, fail=("hall_clean",))  # its appeal window closed weeks ago
+    await as_of(timedelta(days=30))
+    new = await released_audit(world, fail=("wait_minutes",))
+    await drain(world.services)
+    closed = next(f["id"] for f in old["findings"] if f["item_id"] == "hall_clean")
+    open_ = next(f["id"] for f in new["findings"] if f["item_id"] == "wait_minutes")
+
+    head = await desk("en", viewport=PHONE)
+    await console_sign_in(head, world, "branch_head")
+    await choose_language(head, "en")
+    await head.goto("/app/branch/findings")
+    await head.locator(f"[data-findings-part=live] [data-finding='{open_}'] [data-test=appeal]").wait_for()
+    fold = head.locator("[data-findings-part=earlier]")
+    assert "(1)" in await fold.locator("summary").inner_text()
+    assert not await fold.locator(f"[data-finding='{closed}']").is_visible()
+    await fold.locator("summary").click()
+    await fold.locator(f"[data-finding='{closed}']").wait_for()
+    assert not await fold.locator("[data-test=appeal]").count()
