@@ -266,6 +266,9 @@ WHOLE_BY_DESIGN = {"photos.chunks", "events", "event_log", "login_failures", "re
 SHAPING = {"$project", "$group", "$count", "$replaceRoot", "$replaceWith", "$bucket", "$sortByCount", "$unset"}
 # A never-ending response: it reads what it sends as notifications arrive, not as a list.
 NOT_LISTS = {"/api/v1/notifications/stream"}
+# Drawn documents take a second each to render: called by one role, since the role changes only the
+# filter of what they read (its scope), not the fields.
+RENDERED = {"/api/v1/audits/{audit_id}/report.pdf": "compliance", "/api/v1/reports/trend.png": "compliance"}
 
 
 def whole_documents(command: dict[str, Any]) -> str | None:
@@ -308,7 +311,7 @@ async def test_every_list_history_and_export_reads_only_the_fields_it_returns(
                         continue
                     path = fill(op.path, objects)
                     for role in sorted(op.roles or ()):
-                        if role not in api.credentials:
+                        if role not in api.credentials or RENDERED.get(op.path, role) != role:
                             continue
                         recorder.commands.clear()
                         recorder.recording = True
