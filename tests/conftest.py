@@ -202,6 +202,11 @@ _demo_templates: dict[tuple[datetime, str], DemoTemplate] = {}
 @pytest.fixture
 async def demo(services: Services) -> dict[str, dict[str, str]]:
     """The demo organisation in this test's database; returns its credentials by role."""
+    return await demo_organisation(services)
+
+
+async def demo_organisation(services: Services) -> dict[str, dict[str, str]]:
+    """The demo organisation in `services`' database (on any server); returns its credentials by role."""
     per_test = {"database_name", "var_dir", "jwt_secret"}
     key = (services.clock.now(), services.settings.model_dump_json(exclude=per_test))
     if key not in _demo_templates:

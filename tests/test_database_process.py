@@ -19,11 +19,10 @@ from server.app import bootstrap, create_app
 from server.clock import FakeClock
 from server.context import ActorInfo, Services, UnitOfWork
 from server.db import connect, ensure_indexes
-from server.demo import seed_demo
 from server.embedded import EmbeddedDatabaseError, EmbeddedMongo
 from server.sessions import cut_off_by_network, release_orphaned_transactions
 from server.settings import Settings
-from tests.conftest import Api, assert_problem, reconfigure
+from tests.conftest import Api, assert_problem, demo_organisation, reconfigure
 
 pytestmark = pytest.mark.slow
 
@@ -49,7 +48,7 @@ async def own(tmp_path: Path, settings: Settings, clock: FakeClock) -> AsyncIter
     )
     services = bootstrap(settings, server.uri, clock=clock)
     await ensure_indexes(services.db)
-    credentials = await seed_demo(services)
+    credentials = await demo_organisation(services)
     app = create_app(services, start_jobs=False, prepare_data=False, close_client=False)
     http = TestServer(app, host="127.0.0.1")
     await http.start_server()
