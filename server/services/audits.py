@@ -33,7 +33,7 @@ from server.domain.submission import (
     submit_result,
     submitted_changes,
 )
-from server.errors import Conflict, Forbidden, InvalidTransition, NotFound, ValidationFailed, field_error
+from server.errors import Conflict, Forbidden, InvalidTransition, NotFound, Problem, ValidationFailed, field_error
 from server.services import NO_ORIGIN, Origin, actor_of, found
 from server.services import checklists as checklist_service
 from server.storage import audits as store
@@ -141,10 +141,16 @@ async def start_audit(services: Services, caller: Principal, command: StartAudit
     """Start an audit under the phone's UUID; the same start again returns the audit it created."""
     access.require_role(caller, access.FIELD_ROLES)
     request_doc = command.start.model_dump(mode="json", exclude_none=True)
-    existing = await store.audit(services.db, command.audit_id)
-    if existing is not None:
+    # Not looked up first: a first start (nearly every one) then costs no read of an audit that is not there.
+    # A replay is recognised by the insert's duplicate key, or, when the start would now be refused (its
+    # assignment taken by it, its checklist retired since), by the audit found under its id.
+    try:
+        doc = await _new_audit(services, caller, command, request_doc)
+    except Problem:
+        existing = await store.audit(services.db, command.audit_id)
+        if existing is None:
+            raise
         return _replayed_start(caller, existing, request_doc)
-    doc = await _new_audit(services, caller, command, request_doc)
 
     async def work(uow: UnitOfWork) -> None:
         await store.insert_audit(uow.db, doc, uow.session)
@@ -214,7 +220,9 @@ async def _checklist_to_pin(services: Services, body: AuditStart) -> tuple[Check
     """The current version, or the published version the phone started on while offline (it may have been
     superseded since: the audit keeps the version its answers were given against). A retired checklist starts
     nothing new; audits already started on it finish normally, as they never come here again."""
-    await checklist_service.ensure_not_retired(services, body.checklist_key)
+    pointer = await checklist_store.pointer(services.db, body.checklist_key)  # read once: retired, and current
+    if checklist_service.is_retired(pointer):
+        await checklist_service.ensure_not_retired(services, body.checklist_key)  # its 422, read again (rare)
     if body.checklist_version is not None:
         pinned = await checklist_store.get_version(services.db, body.checklist_key, body.checklist_version)
         if pinned is None:
@@ -223,12 +231,13 @@ async def _checklist_to_pin(services: Services, body: AuditStart) -> tuple[Check
                 errors=[field_error(["body", "checklist_version"], "not a published version of this checklist")],
             )
         return pinned, body.checklist_version
-    current = await checklist_store.get_current(services.db, body.checklist_key)
-    if current is None:
+    version = int(pointer["current_version"]) if pointer is not None else None
+    current = None if version is None else await checklist_store.get_version(services.db, body.checklist_key, version)
+    if current is None or version is None:
         raise ValidationFailed(
             "Unknown checklist", errors=[field_error(["body", "checklist_key"], "no published checklist")]
         )
-    return current
+    return current, version
 
 
 # --- answers --------------------------------------------------------------------------------------
