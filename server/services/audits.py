@@ -34,13 +34,15 @@ from server.domain.submission import (
     submitted_changes,
 )
 from server.errors import Conflict, Forbidden, InvalidTransition, NotFound, Problem, ValidationFailed, field_error
-from server.services import NO_ORIGIN, Origin, actor_of, found
+from server.services import NO_ORIGIN, Origin, actor_of
 from server.services import checklists as checklist_service
 from server.storage import audits as store
 from server.storage import checklists as checklist_store
 from server.storage import org, programs
 
 MAX_BATCH = 500
+# Batches racing for one audit: each lost race reads it again (one more round trip) and applies what still wins.
+ANSWER_ATTEMPTS = 8
 SUBMIT_ATTEMPTS = 5
 
 
@@ -261,13 +263,23 @@ async def answer_audit(services: Services, caller: Principal, command: AnswerAud
     errors = audit_rules.validate_answers(checklist, answers, may_fix_on_spot=caller.role == access.INSPECTOR)
     if errors:
         raise ValidationFailed(f"{len(errors)} answers do not fit the checklist", errors=errors)
-    # Only answers newer than what was just read can still win; none (a replayed batch) writes nothing.
-    candidates = answer_rules.newer_than_stored(audit.get("answers"), answer_rules.newest_per_item(answers))
+    newest = answer_rules.newest_per_item(answers)
     applied = 0
-    if candidates:
-        audit, applied = await _store_answers(
+    for _ in range(ANSWER_ATTEMPTS):
+        audit_rules.next_status(audit["status"], "answer")  # 409 once submitted meanwhile
+        # Only answers newer than what was just read can still win; none (a replayed batch) writes nothing.
+        candidates = answer_rules.newer_than_stored(audit.get("answers"), newest)
+        if not candidates:
+            break
+        outcome = await _store_answers(
             services, actor_of(caller, origin), audit, candidates, received=len(answers), flags=clock_flags
         )
+        if outcome is not None:
+            audit, applied = outcome
+            break
+        audit = await own_audit(services, caller, command.audit_id)  # another batch came first: read again
+    else:
+        raise Conflict("The audit changed while answering; retry")
     photos = await store.photos_by_item(services.db, audit["_id"])
     return Answered(audit, applied, audit_progress(checklist, audit, photos))
 
@@ -281,16 +293,17 @@ async def _store_answers(
     received: int,
     flags: set[str],
 ) -> tuple[Doc, int]:
-    """Store the answers in one conditional update; the audit as it left and how many answers changed."""
+    """Store the answers in one conditional update of the audit as read; the audit as it left and how many
+    answers changed, or None when it changed since it was read (nothing stored)."""
+    answers_rev = int(audit.get("answers_rev", 0))
 
     async def work(uow: UnitOfWork) -> tuple[Doc, int] | None:
         stored = {item_id: answer_rules.stored_answer(a, uow.now) for item_id, a in candidates.items()}
-        before = await store.apply_answers(
-            uow.db, audit["_id"], stored, uow.now, list(audit_rules.ANSWERABLE), uow.session
-        )
-        if before is None:
+        if not await store.apply_answers(
+            uow.db, audit["_id"], stored, uow.now, list(audit_rules.ANSWERABLE), answers_rev, uow.session
+        ):
             return None
-        after, applied = answer_rules.after_batch(before, stored, uow.now)
+        after, applied = answer_rules.after_batch(audit, stored, uow.now)
         if flags:
             await store.add_flags(uow.db, audit["_id"], sorted(flags), uow.session)
             after["flags"] = sorted({*after.get("flags", []), *flags})
@@ -301,12 +314,7 @@ async def _store_answers(
             uow.record("audit.answer", "audit", audit["_id"], summary, branch_id=audit["branch_id"])
         return after, applied
 
-    outcome = await services.transact(actor, work)
-    if outcome is None:  # submitted meanwhile: 409
-        fresh = found(await store.audit(services.db, audit["_id"]), "Audit")
-        audit_rules.next_status(fresh["status"], "answer")
-        raise Conflict("The audit changed while answering; retry")
-    return outcome
+    return await services.transact(actor, work)
 
 
 # --- submit ---------------------------------------------------------------------------------------

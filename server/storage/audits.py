@@ -117,24 +117,19 @@ async def apply_answers(
     answers: Mapping[str, dict[str, Any]],
     now: datetime,
     answerable: list[str],
+    answers_rev: int,
     session: AsyncClientSession,
-) -> Doc | None:
+) -> bool:
     """Store each answer (stored form, per item) unless a version answered at the same time or later is
     already there, in one pipeline update of the audit: every condition is evaluated against the same
     state, so concurrent batches cannot lose each other's answers and a replayed batch changes nothing.
     The answer revision moves by the number stored; status and updated_at only when one was.
-    Returns the audit as it was just before (None when it is not answerable).
+    False, and nothing changed, unless the audit is still answerable at revision `answers_rev` (the state
+    the caller read, so what it derives from that state is what was stored).
 
-    `session` is the caller's transaction: the audit is read in it, then updated by `_id` alone, so the
-    state read is the state the update applies to (a change committed meanwhile by another transaction
-    makes the update conflict, and the transaction is retried). Neither findAndModify (both embedded
-    servers take longer for it the more audits are stored) nor a two-field filter (secantusd-py scans the
-    collection for one) is used."""
-    before = await db.audits.find_one({"_id": audit_id}, session=session)
-    if before is None or before.get("status") not in answerable:
-        return None
-    if not answers:
-        return before
+    One command, by `_id` alone, in the caller's transaction: neither findAndModify (both embedded servers
+    take longer for it the more audits are stored) nor a two-field filter (secantusd-py scans the collection
+    for one), and no read of the audit the caller has just read."""
     takes = {item_id: _replaces(item_id, a["answered_at"]) for item_id, a in answers.items()}
     applied: dict[str, Any] = {"$add": [{"$cond": [take, 1, 0]} for take in takes.values()]}
     anything: dict[str, Any] = {"$gt": [applied, 0]}
@@ -145,8 +140,22 @@ async def apply_answers(
     stage["answers_rev"] = {"$add": [{"$ifNull": ["$answers_rev", 0]}, applied]}
     stage["status"] = {"$cond": [anything, "in_progress", "$status"]}
     stage["updated_at"] = {"$cond": [anything, now, "$updated_at"]}
-    await db.audits.update_one({"_id": audit_id}, [{"$set": stage}], session=session)
-    return before
+    return await _update_if(db, audit_id, _unchanged(answerable, answers_rev), stage, session)
+
+
+def _unchanged(answerable: list[str], answers_rev: int) -> dict[str, Any]:
+    """The audit is still answerable at the revision read."""
+    return {"$and": [{"$in": ["$status", answerable]}, {"$eq": [{"$ifNull": ["$answers_rev", 0]}, answers_rev]}]}
+
+
+async def _update_if(db: Database, audit_id: str, condition: dict[str, Any], stage: dict[str, Any],
+                     session: AsyncClientSession) -> bool:
+    """Apply the `$set` stage (field -> expression) only where `condition` holds on the stored audit: one
+    update by `_id`; whether it held is whether the audit was modified (every stage changes answers_rev or
+    status when it applies)."""
+    guarded = {field: {"$cond": [condition, value, f"${field}"]} for field, value in stage.items()}
+    result = await db.audits.update_one({"_id": audit_id}, [{"$set": guarded}], session=session)
+    return result.modified_count == 1
 
 
 async def freeze_submitted(
@@ -157,15 +166,10 @@ async def freeze_submitted(
     answerable: list[str],
     session: AsyncClientSession,
 ) -> bool:
-    """Submit only if no answer arrived since the answers were scored (answers_rev unchanged).
-
-    Read and updated by `_id` in the caller's transaction, as apply_answers: the update applies to the
-    state read, or conflicts."""
-    current = await db.audits.find_one({"_id": audit_id}, {"status": 1, "answers_rev": 1}, session=session)
-    if current is None or current.get("status") not in answerable or current.get("answers_rev") != answers_rev:
-        return False
-    await db.audits.update_one({"_id": audit_id}, {"$set": changes}, session=session)
-    return True
+    """Submit only if no answer arrived since the answers were scored (answers_rev unchanged): one update
+    by `_id` in the caller's transaction, as apply_answers."""
+    stage = {field: {"$literal": value} for field, value in changes.items()}
+    return await _update_if(db, audit_id, _unchanged(answerable, answers_rev), stage, session)
 
 
 async def transition(
