@@ -65,9 +65,12 @@ async def store_photo(
     if media_type is None:
         raise rejection(415, "is not a JPEG, PNG, WebP or HEIC/HEIF image (judged from its bytes)")
     key = store.dedup_key(owner.owner_type, owner.owner_id, owner.item_id, spool.sha256)
-    existing = await store.by_dedup_key(services.db, key)
-    if existing is not None:
-        return StoredPhoto(existing, created=False)
+    holders = await store.holders_of_bytes(services.db, spool.sha256)
+    if any(holder.get("dedup_key") == key for holder in holders):
+        existing = await store.by_dedup_key(services.db, key)  # a retried upload (rare): the photo it made
+        if existing is not None:
+            return StoredPhoto(existing, created=False)
+    same_bytes_elsewhere = any(holder.get("owner_key") != owner.key for holder in holders)
 
     photo_id = str(uuid.uuid4())
     gridfs_id = _original_file_id(photo_id)
@@ -78,7 +81,9 @@ async def store_photo(
         except ImageRejected as exc:
             raise rejection(exc.status, exc.reason) from None
         now = services.clock.now()
-        doc = await _photo_document(services, owner, facts, spool, key, photo_id, actor, now, filename)
+        doc = await _photo_document(
+            services, owner, facts, spool, key, photo_id, actor, now, filename, same_bytes_elsewhere
+        )
         # What the phone said of the capture, kept apart from the EXIF facts: a weaker signal (browsers strip
         # GPS from uploads, and the phone's clock may be wrong), shown to reviewers only.
         doc["device_report"] = device_report
@@ -149,17 +154,14 @@ def _original_file_id(photo_id: str) -> str:
 async def _attach(uow: UnitOfWork, owner: Owner, doc: Doc) -> None:
     """Record the photo on its owner, refusing if the owner moved on meanwhile (submitted, verified...).
 
-    The owner's status is read by `_id` inside this transaction and the owner then updated by `_id` alone
-    (secantusd-py scans the collection for a filter of two fields): a change committed by another
-    transaction since this one's snapshot makes that update conflict, so the whole upload is retried."""
+    An audit is updated only if it still takes photos, in one command (store.attach_to_audit). Other owners'
+    status is read by `_id` inside this transaction and the owner then updated by `_id` alone (secantusd-py
+    scans the collection for a filter of two fields): a change committed by another transaction since this
+    one's snapshot makes that update conflict, so the whole upload is retried."""
     flags = doc["flags"]
     if owner.owner_type == "audit":
-        audit = await uow.db.audits.find_one({"_id": owner.owner_id}, {"status": 1}, session=uow.session)
-        if audit is None or audit.get("status") not in UPLOAD_AUDIT_STATUSES:
+        if not await store.attach_to_audit(uow.db, owner.owner_id, flags, UPLOAD_AUDIT_STATUSES, uow.session):
             raise InvalidTransition("The audit is no longer in progress; the photo was not added")
-        if flags:
-            await uow.db.audits.update_one({"_id": owner.owner_id}, {"$addToSet": {"flags": {"$each": flags}}},
-                                           session=uow.session)
         return
     if owner.owner_type == "appeal":
         finding = await uow.db.findings.find_one({"_id": owner.owner_id}, {"status": 1, "pending_appeal_id": 1},
@@ -186,13 +188,13 @@ async def _photo_document(
     actor: ActorInfo,
     now: datetime,
     filename: str | None,
+    same: bool,
 ) -> Doc:
     branch = owner.branch
     captured_at, source = fraud.capture_time(
         facts.captured_local, facts.captured_offset, branch.get("timezone")
     )
     bands = fraud.phash_bands(facts.phash)
-    same = await store.same_bytes_elsewhere(services.db, spool.sha256, owner.key)
     near = False
     if not same:
         candidates = await store.near_duplicate_candidates(services.db, bands, owner.key)

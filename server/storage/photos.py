@@ -91,12 +91,13 @@ async def insert_photo(db: Database, doc: Doc, session: AsyncClientSession) -> N
     await db.photos.insert_one(doc, session=session)
 
 
-async def same_bytes_elsewhere(db: Database, sha256: str, owner: str) -> bool:
-    """Whether these exact bytes are already evidence for another audit or rectification. Read by sha256
-    alone (its index) and the owner compared here: secantusd-py scans the collection for a filter of two
-    fields; photos sharing one sha256 are few."""
-    found = db.photos.find({"sha256": sha256}, {"owner_key": 1}).limit(NEAR_DUPLICATE_CANDIDATES)
-    return any([doc.get("owner_key") != owner async for doc in found])
+async def holders_of_bytes(db: Database, sha256: str) -> list[Doc]:
+    """The photos (their owner and dedup keys) already made of these exact bytes: one read answers both
+    whether an upload is a retry (its dedup key is among them) and whether the bytes are evidence for another
+    audit or rectification. Read by sha256 alone (its index), the rest compared in code: secantusd-py scans
+    the collection for a filter of two fields; photos sharing one sha256 are few."""
+    found = db.photos.find({"sha256": sha256}, {"owner_key": 1, "dedup_key": 1}).limit(NEAR_DUPLICATE_CANDIDATES)
+    return await found.to_list()
 
 
 async def near_duplicate_candidates(db: Database, bands: list[str], owner: str) -> list[str]:
@@ -196,6 +197,26 @@ def stored_file_ids(doc: Doc) -> list[Any]:
         ids.append(sanitized["gridfs_id"])
     ids.extend((doc.get("thumbnails") or {}).values())
     return ids
+
+
+async def attach_to_audit(db: Database, audit_id: str, flags: list[str], statuses: tuple[str, ...],
+                          session: AsyncClientSession) -> bool:
+    """Count a photo on its audit and raise the photo's flags there (each once, as $addToSet would), only if
+    the audit still takes photos; False, and nothing changed, when it no longer does.
+
+    One pipeline update by `_id` alone in the caller's transaction (secantusd-py scans the collection for a
+    filter of two fields), with no read before it: the count moves whenever the update applies, so whether
+    the audit was modified says whether it still took photos; a change committed by another transaction
+    since this one's snapshot makes the update conflict, and the upload's transaction is retried."""
+    takes = {"$in": ["$status", list(statuses)]}
+    stage: dict[str, Any] = {"photo_uploads": {"$add": [{"$ifNull": ["$photo_uploads", 0]}, 1]}}
+    if flags:
+        have = {"$ifNull": ["$flags", []]}
+        new = {"$filter": {"input": {"$literal": flags}, "cond": {"$not": [{"$in": ["$$this", have]}]}}}
+        stage["flags"] = {"$concatArrays": [have, new]}
+    guarded = {field: {"$cond": [takes, value, f"${field}"]} for field, value in stage.items()}
+    result = await db.audits.update_one({"_id": audit_id}, [{"$set": guarded}], session=session)
+    return result.modified_count == 1
 
 
 async def audit_takes_photos(
