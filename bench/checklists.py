@@ -17,6 +17,7 @@ import asyncio
 import gzip
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -248,6 +249,7 @@ def main() -> None:
         if api is not None:
             stop(api)
         db.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":
