@@ -292,7 +292,7 @@ async def _store_answers(
     *,
     received: int,
     flags: set[str],
-) -> tuple[Doc, int]:
+) -> tuple[Doc, int] | None:
     """Store the answers in one conditional update of the audit as read; the audit as it left and how many
     answers changed, or None when it changed since it was read (nothing stored)."""
     answers_rev = int(audit.get("answers_rev", 0))
