@@ -21,9 +21,12 @@ from server.app import create_app
 from server.checklists.publishing import publish_shipped
 from server.clock import FakeClock
 from server.context import Services
+from server.domain.answers import CLOCK_AHEAD
 from server.jobs.dispatcher import drain
 from server.storage.checklists import get_version
 from tests import image_factory as f
+from tests.audit_factories import ids_by, publish_checklist, start_body
+from tests.conftest import Api
 
 # Per request, once the caller's login is known to this process. The writes of a transaction (the audit,
 # its events, their pending markers, the trail entry and its marker, the commit) are most of each figure.
@@ -150,3 +153,23 @@ def test_the_counter_ignores_change_streams_and_housekeeping() -> None:
     commands.started(monitoring.CommandStartedEvent({"endSessions": []}, "db", 3, ("127.0.0.1", 1), None))
     commands.started(monitoring.CommandStartedEvent({"find": "audits", "filter": {}}, "db", 4, ("127.0.0.1", 1), None))
     assert commands.sent == [("find", "audits")]
+
+
+async def test_a_phone_clock_ahead_raises_its_flag_once_in_the_answers_update(
+        api: Api, services: Services, clock: FakeClock) -> None:
+    await publish_checklist(services.db)
+    branch = (await ids_by(services.db, "branches", "code"))["SH-LJZ"]
+    audit_id = str(uuid.uuid4())
+    start = start_body(branch["_id"], clock.now(), location={"lat": 31.2397, "lon": 121.4998})
+    await api.json("PUT", f"/api/v1/audits/{audit_id}", "inspector", expect=201, json=start)
+    await services.db.audits.update_one({"_id": audit_id}, {"$set": {"flags": ["earlier_flag"]}})
+    ahead = (clock.now() + timedelta(minutes=30)).isoformat()
+    for item_id, value in (("greeting_words", "standard"), ("comments", "fine")):
+        body = [{"item_id": item_id, "value": value, "answered_at": ahead}]
+        answered = await api.json("PATCH", f"/api/v1/audits/{audit_id}/answers", "inspector", expect=200, json=body)
+        assert answered["applied"] == 1, answered
+    stored = await services.db.audits.find_one({"_id": audit_id})
+    assert stored is not None
+    assert stored["flags"] == ["earlier_flag", CLOCK_AHEAD]  # kept in order, raised once
+    assert stored["answers"]["comments"]["answered_at"] == clock.now()  # clamped to when it was received
+    assert stored["answers_rev"] == 2

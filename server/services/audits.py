@@ -300,12 +300,12 @@ async def _store_answers(
     async def work(uow: UnitOfWork) -> tuple[Doc, int] | None:
         stored = {item_id: answer_rules.stored_answer(a, uow.now) for item_id, a in candidates.items()}
         if not await store.apply_answers(
-            uow.db, audit["_id"], stored, uow.now, list(audit_rules.ANSWERABLE), answers_rev, uow.session
+            uow.db, audit["_id"], stored, uow.now, list(audit_rules.ANSWERABLE), answers_rev, uow.session,
+            flags=sorted(flags),
         ):
             return None
         after, applied = answer_rules.after_batch(audit, stored, uow.now)
         if flags:
-            await store.add_flags(uow.db, audit["_id"], sorted(flags), uow.session)
             after["flags"] = sorted({*after.get("flags", []), *flags})
         if applied:
             summary: dict[str, Any] = {"received": received, "applied": applied}

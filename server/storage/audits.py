@@ -119,13 +119,15 @@ async def apply_answers(
     answerable: list[str],
     answers_rev: int,
     session: AsyncClientSession,
+    flags: list[str] | None = None,
 ) -> bool:
     """Store each answer (stored form, per item) unless a version answered at the same time or later is
     already there, in one pipeline update of the audit: every condition is evaluated against the same
     state, so concurrent batches cannot lose each other's answers and a replayed batch changes nothing.
     The answer revision moves by the number stored; status and updated_at only when one was.
     False, and nothing changed, unless the audit is still answerable at revision `answers_rev` (the state
-    the caller read, so what it derives from that state is what was stored).
+    the caller read, so what it derives from that state is what was stored). `flags` are raised on the audit
+    in the same update (each once).
 
     One command, by `_id` alone, in the caller's transaction: neither findAndModify (both embedded servers
     take longer for it the more audits are stored) nor a two-field filter (secantusd-py scans the collection
@@ -140,7 +142,16 @@ async def apply_answers(
     stage["answers_rev"] = {"$add": [{"$ifNull": ["$answers_rev", 0]}, applied]}
     stage["status"] = {"$cond": [anything, "in_progress", "$status"]}
     stage["updated_at"] = {"$cond": [anything, now, "$updated_at"]}
+    if flags:
+        stage["flags"] = flags_raised(flags)
     return await _update_if(db, audit_id, _unchanged(answerable, answers_rev), stage, session)
+
+
+def flags_raised(flags: list[str]) -> dict[str, Any]:
+    """The audit's flags with these added at the end, each once: $addToSet's result, in a pipeline update."""
+    have = {"$ifNull": ["$flags", []]}
+    new = {"$filter": {"input": {"$literal": flags}, "cond": {"$not": [{"$in": ["$$this", have]}]}}}
+    return {"$concatArrays": [have, new]}
 
 
 def _unchanged(answerable: list[str], answers_rev: int) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from pymongo import ASCENDING, IndexModel
 from pymongo.asynchronous.client_session import AsyncClientSession
 
 from server.db import Database, Doc
+from server.storage.audits import flags_raised
 
 BUCKET = "photos"
 # 1 MB chunks: on the embedded server a 1 MB GridFS file with 255 KB chunks stores at ~20 files/s,
@@ -211,9 +212,7 @@ async def attach_to_audit(db: Database, audit_id: str, flags: list[str], statuse
     takes = {"$in": ["$status", list(statuses)]}
     stage: dict[str, Any] = {"photo_uploads": {"$add": [{"$ifNull": ["$photo_uploads", 0]}, 1]}}
     if flags:
-        have = {"$ifNull": ["$flags", []]}
-        new = {"$filter": {"input": {"$literal": flags}, "cond": {"$not": [{"$in": ["$$this", have]}]}}}
-        stage["flags"] = {"$concatArrays": [have, new]}
+        stage["flags"] = flags_raised(flags)
     guarded = {field: {"$cond": [takes, value, f"${field}"]} for field, value in stage.items()}
     result = await db.audits.update_one({"_id": audit_id}, [{"$set": guarded}], session=session)
     return result.modified_count == 1
