@@ -133,10 +133,14 @@ async def stop_auth(services: Services) -> None:
     state.cache.enabled = False
     task, state.listener_task = state.listener_task, None
     if task is not None:
-        task.cancel()
         # Not an unbounded wait: a change-stream read in flight may end only when the client closes its
-        # connection, which happens after this (seen on the Python embedded server under load).
-        await asyncio.wait({task}, timeout=STOP_WAIT_S)
+        # connection, which happens after this (seen on the Python embedded server under load). The cancel
+        # is repeated: one that arrives while the listener is still opening its stream can be swallowed
+        # inside the driver, and the task would then sit in the stream's read until the deadline.
+        deadline = asyncio.get_running_loop().time() + STOP_WAIT_S
+        while not task.done() and asyncio.get_running_loop().time() < deadline:
+            task.cancel()
+            await asyncio.wait({task}, timeout=0.05)
         with contextlib.suppress(PyMongoError):
             await auth_store.unregister_listener(services.db, services.instance_id)
 
