@@ -164,6 +164,38 @@ async def sideways(page: Any) -> list[str]:
     return found
 
 
+SMALL_TARGETS = """() => {
+    const shown = (el) => {
+        const r = el.getBoundingClientRect();
+        return r.width > 0 && r.height > 0 && getComputedStyle(el).visibility !== 'hidden';
+    };
+    const name = (el) => `${el.tagName.toLowerCase()}.${el.className} "${(el.textContent || '').trim().slice(0, 24)}"`;
+    const controls = ['button:not(.link):not(.photo-zoom)', 'select', 'summary', 'a.tap', 'a.button',
+        '.console-nav a', '.app-nav a',
+        'input:not([type=checkbox]):not([type=radio]):not([type=file]):not([type=hidden])'];
+    const out = [];
+    for (const el of document.querySelectorAll(controls.join(', '))) {
+        if (!shown(el) || el.closest('.visually-hidden, dialog:not([open])')) continue;
+        const height = el.getBoundingClientRect().height;
+        if (height < 43.5) out.push(`${name(el)} ${Math.round(height)}px`);
+    }
+    for (const box of document.querySelectorAll('input[type=checkbox], input[type=radio]')) {
+        if (!shown(box) && !box.closest('.segmented')) continue;
+        const target = box.closest('label') ?? box;
+        const height = target.getBoundingClientRect().height;
+        if (height > 0 && height < 43.5) out.push(`${box.type} in ${name(target)} ${Math.round(height)}px`);
+    }
+    return out.slice(0, 8);
+}"""
+
+
+async def small_targets(page: Any) -> list[str]:
+    """Controls a thumb must hit that are under 44 px tall: buttons (not text-like links), fields, folds,
+    navigation links, links standing on their own, and the label around each checkbox or radio."""
+    found: list[str] = await page.evaluate(SMALL_TARGETS)
+    return found
+
+
 async def console_sign_in(page: Any, world: ConsoleWorld, role: str) -> None:
     await page.goto("/app/login")
     credentials = world.credentials[role]
@@ -184,6 +216,7 @@ __all__ = [
     "released_audit",
     "settings",
     "sideways",
+    "small_targets",
     "streams_ended",
     "submitted_audit",
 ]

@@ -1,6 +1,6 @@
 """Every console screen, for branch heads, regional managers and compliance, at 360x780 and at desktop size,
-in zh-CN and in en: axe-core finds no serious or critical violation, and a screenshot is kept
-(var/screenshots/console-*)."""
+in zh-CN and in en: axe-core finds no serious or critical violation; at phone size the page never scrolls
+sideways and every control is a 44 px target; a screenshot is kept (var/screenshots/console-*)."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from tests.browser.console_steps import (
     released_audit,
     settings,
     sideways,
+    small_targets,
     submitted_audit,
 )
 from tests.browser.test_field_screens import axe_problems, choose_language
@@ -94,7 +95,7 @@ async def check_screen(page: Any, language: str, name: str, problems: dict[str, 
         await page.wait_for_timeout(50)  # charts redraw at the new width
         found = await axe_problems(page)
         if size == "phone":
-            found += await sideways(page)
+            found += await sideways(page) + await small_targets(page)
         if found:
             problems[f"{name} {language} {size}"] = found
         if (language, size) in (("zh-CN", "phone"), ("en", "desktop")):

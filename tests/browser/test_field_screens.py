@@ -1,6 +1,6 @@
 """Every field screen at 360x780 in zh-CN and in en: axe-core finds no serious or critical violation, the
-page never scrolls sideways, the screen is usable by keyboard, and a screenshot is kept for a person to look
-at (var/screenshots/)."""
+page never scrolls sideways, every control is a 44 px target, the screen is usable by keyboard, and a
+screenshot is kept for a person to look at (var/screenshots/)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from tests.browser.conftest import FieldWorld, NewPage, phone_photo, plan_visit, shoot, sign_in
-from tests.browser.console_steps import sideways
+from tests.browser.console_steps import sideways, small_targets
 from tests.browser.field_steps import (
     answer,
     answer_environment,
@@ -45,7 +45,7 @@ class Screens:
 
     async def check(self, name: str) -> None:
         await self.page.wait_for_load_state("networkidle")
-        found = await axe_problems(self.page) + await sideways(self.page)
+        found = await axe_problems(self.page) + await sideways(self.page) + await small_targets(self.page)
         if found:
             self.problems[name] = found
         self.seen.append(name)
