@@ -6,9 +6,14 @@ STAMP := $(VENV)/.installed-stamp
 
 .PHONY: install browser run test lint bench load faults clean
 
+# uv installs the same pins in a fraction of pip's time (pip keeps no cache here); where uv cannot be had
+# or fails, pip does the whole install as before.
+UV_VERSION := 0.13.8
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	if $(BIN)/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION) && \
+		VIRTUAL_ENV=$(CURDIR)/$(VENV) UV_NATIVE_TLS=1 $(BIN)/uv pip install --quiet -e '.[dev]'; then :; \
+	else echo "uv unavailable: installing with pip"; $(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'; fi
 	touch $(STAMP)
 
 install: $(STAMP)
