@@ -72,7 +72,9 @@ async def rectification_changed(uow: UnitOfWork, payload: RectificationEventBase
             "reason": extension.get("reason", ""),
         }
         if extension.get("requested_due_at"):
-            extra["requested"] = format_local(extension["requested_due_at"], rect.get("timezone") or "UTC")
+            extra["requested"] = format_local(
+                extension["requested_due_at"], rect.get("timezone") or "UTC", recipient.language
+            )
         message = render(
             kind,
             recipient.language,

@@ -6,7 +6,8 @@ import html
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
+
+from server.notify.times import local_time_text
 
 LANGUAGES = ("zh-CN", "en", "es")
 FALLBACK = "en"
@@ -242,9 +243,9 @@ class _SafeDict(dict[str, Any]):
         return ""
 
 
-def format_local(moment: datetime, timezone: str) -> str:
-    """'2026-11-03 18:00 (Asia/Shanghai)': the wall time the branch lives by."""
-    return f"{moment.astimezone(ZoneInfo(timezone)):%Y-%m-%d %H:%M} ({timezone})"
+def format_local(moment: datetime, timezone: str, language: str) -> str:
+    """The wall time the branch lives by, as the recipient reads it: 'Tue 3 Nov, 18:00 China Time'."""
+    return local_time_text(moment, timezone, language_of(language))
 
 
 def item_text(rect: dict[str, Any], language: str) -> str:
@@ -260,7 +261,7 @@ def rectification_params(rect: dict[str, Any], language: str, **extra: Any) -> d
         "item": item_text(rect, language),
         "branch": rect.get("branch_name") or rect.get("branch_id", ""),
         "severity": severity_word(rect.get("severity", ""), language),
-        "due": format_local(rect["due_at"], timezone),
+        "due": format_local(rect["due_at"], timezone, language),
     }
     params.update(extra)
     return params

@@ -309,8 +309,8 @@ async def _tell_assignee(uow: UnitOfWork, assignee_id: str, assignment_id: str, 
     """The new assignee learns of the visit (only they and compliance know who goes, and when)."""
     recipients = await notify.load_recipients(uow.db, [assignee_id])
     channels = notify.channels_of(uow.services)
-    window = format_local(start, branch.get("timezone") or "UTC")
     for recipient in recipients.values():
+        window = format_local(start, branch.get("timezone") or "UTC", recipient.language)
         message = render("visit.assigned", recipient.language, {"branch": branch["name"], "window": window},
                          data={"assignment_id": assignment_id, "branch_id": branch["_id"]})
         await notify.deliver(uow, recipient, message, channels)

@@ -234,7 +234,7 @@ async def send_due_reminders(
 
 def _digest_lines(items: list[Doc], language: str) -> list[str]:
     return [
-        f"{item_text(r, language)} - {format_local(r['due_at'], r.get('timezone') or 'UTC')}"
+        f"{item_text(r, language)} - {format_local(r['due_at'], r.get('timezone') or 'UTC', language)}"
         for r in items[:DIGEST_LIST_LIMIT]
     ]
 
