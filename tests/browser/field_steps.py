@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from tests.browser.conftest import FieldWorld
@@ -21,17 +22,64 @@ async def add_photos(page: Any, item_id: str, photos: list[tuple[str, bytes]]) -
     await page.locator(f"[data-item={item_id}] [data-test=photo]").nth(before + len(photos) - 1).wait_for()
 
 
-async def open_visit_and_start(page: Any) -> str:
-    """From my visits: the brief, keep for offline, check in at the branch, start. Returns the audit id."""
+async def open_visit_to_checkin(page: Any) -> None:
+    """From my visits: the brief, keep for offline, check in at the branch (the start button is next)."""
     await page.locator("[data-test=visit] a").first.click()
     await page.wait_for_url("**/app/visits/*")
     await page.click("[data-test=keep-offline]")
     await page.locator("[data-test=kept]").wait_for()
     await page.click("[data-test=go-checkin]")
     await page.locator("[data-test=distance]").wait_for()
+
+
+async def start_checked_in(page: Any) -> str:
+    """Start the audit from the check-in screen. Returns the audit id."""
     await page.click("[data-test=start]")
     await page.wait_for_url("**/app/audits/*")
     return str(page.url.rstrip("/").split("/")[-1])
+
+
+async def open_visit_and_start(page: Any) -> str:
+    """From my visits: the brief, keep for offline, check in at the branch, start. Returns the audit id."""
+    await open_visit_to_checkin(page)
+    return await start_checked_in(page)
+
+
+# The phone's outbox in IndexedDB (one database per signed-in user): how many actions of a kind wait for an
+# audit. A screen shows an answer before its IndexedDB write ends, and leaving the page (goto, reload)
+# aborts a write still running; a test that leaves right after answering waits for this count first.
+QUEUED_ACTIONS = """async ([auditId, kind]) => {
+  const names = (await indexedDB.databases()).map((d) => d.name).filter((n) => n.startsWith("branch-audit:user:"));
+  let count = 0;
+  for (const name of names) {
+    const db = await new Promise((resolve, reject) => {
+      const open = indexedDB.open(name);
+      open.onsuccess = () => resolve(open.result);
+      open.onerror = () => reject(open.error);
+    });
+    const all = await new Promise((resolve, reject) => {
+      const read = db.transaction("outbox").objectStore("outbox").getAll();
+      read.onsuccess = () => resolve(read.result);
+      read.onerror = () => reject(read.error);
+    });
+    db.close();
+    count += all.filter((a) => a.audit_id === auditId && a.kind === kind).length;
+  }
+  return count;
+}"""
+
+
+async def queued_actions(page: Any, audit_id: str, kind: str) -> int:
+    return int(await page.evaluate(QUEUED_ACTIONS, [audit_id, kind]))
+
+
+async def wait_until_queued(page: Any, audit_id: str, kind: str, count: int = 1, timeout_s: float = 15.0) -> None:
+    """Wait until at least `count` actions of `kind` for the audit are stored in the phone's outbox.
+    Polled from here: page.wait_for_function takes a promise for a truthy answer instead of awaiting it."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while (found := await queued_actions(page, audit_id, kind)) < count:
+        assert asyncio.get_running_loop().time() < deadline, f"{found} {kind} actions queued, waited for {count}"
+        await asyncio.sleep(0.1)
 
 
 async def answer_environment(page: Any, photos: list[tuple[str, bytes]]) -> None:

@@ -11,8 +11,9 @@ from tests.browser.field_steps import (
     add_photos,
     answer_environment,
     answer_service,
-    open_visit_and_start,
+    open_visit_to_checkin,
     server_audit,
+    start_checked_in,
     submit,
 )
 
@@ -21,9 +22,11 @@ async def test_an_audit_done_offline_arrives_exactly_once(phone: NewPage, field_
     page = await phone("en")
     await sign_in(page, field_world)
     await service_worker_ready(page)
-    audit_id = await open_visit_and_start(page)
+    await open_visit_to_checkin(page)
 
+    # Offline before the start: the start is queued with everything else, and nothing can reach the server.
     await page.context.set_offline(True)
+    audit_id = await start_checked_in(page)
     photos = [(f"evidence-{n}.jpg", phone_photo(seed=n)) for n in range(3)]
     await answer_environment(page, photos[:2])
     await answer_service(page, [])

@@ -16,7 +16,9 @@ from tests.browser.field_steps import (
     answer_environment,
     answer_service,
     open_visit_and_start,
+    queued_actions,
     server_audit,
+    wait_until_queued,
 )
 
 AXE = Path(__file__).resolve().parents[2] / "web" / "node_modules" / "axe-core" / "axe.min.js"
@@ -114,7 +116,9 @@ async def test_every_inspector_screen_passes_axe(phone: NewPage, field_world: Fi
     await page.goto(f"/app/audits/{audit_id}")
     await page.locator("[data-item=signage]").wait_for()
     await screens.check("runner-returned")
+    before = await queued_actions(page, audit_id, "answers")
     await answer(page, "signage", "rating-3")
+    await wait_until_queued(page, audit_id, "answers", before + 1)  # leaving sooner aborts the write
     await page.goto("/app/sync")
     await page.locator("[data-test=action]").first.wait_for()
     await screens.check("sync")

@@ -39,7 +39,9 @@ export async function capabilities(): Promise<Capabilities> {
     };
     await writeSetting("capabilities", cached);
   } catch {
-    cached = await readSetting<Capabilities>("capabilities", NONE);
+    // Offline (or the server could not say): what was learnt before, and ask again next time. Keeping the
+    // fallback for the page's life would send a start queued offline without the fields once online.
+    return readSetting<Capabilities>("capabilities", NONE);
   }
   return cached;
 }
