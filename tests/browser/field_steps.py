@@ -138,3 +138,29 @@ async def submit(page: Any) -> None:
 async def server_audit(world: FieldWorld, audit_id: str) -> dict[str, Any]:
     audit: dict[str, Any] = await world.api.json("GET", f"/api/v1/audits/{audit_id}", "compliance", expect=200)
     return audit
+
+
+STORED_SETTING = """async (key) => {
+  const db = await new Promise((resolve, reject) => {
+    const open = indexedDB.open("branch-audit");
+    open.onsuccess = () => resolve(open.result);
+    open.onerror = () => reject(open.error);
+  });
+  try {
+    return await new Promise((resolve, reject) => {
+      const read = db.transaction("settings").objectStore("settings").get(key);
+      read.onsuccess = () => resolve(read.result ?? null);
+      read.onerror = () => reject(read.error);
+    });
+  } finally {
+    db.close();
+  }
+}"""
+
+
+async def wait_until_setting(page: Any, key: str, value: Any, timeout_s: float = 15.0) -> None:
+    """Wait until the app has stored a setting (the screen changes first; leaving sooner aborts the write)."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while (found := await page.evaluate(STORED_SETTING, key)) != value:
+        assert asyncio.get_running_loop().time() < deadline, f"setting {key} is {found!r}, waited for {value!r}"
+        await asyncio.sleep(0.1)

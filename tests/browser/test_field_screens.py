@@ -19,6 +19,7 @@ from tests.browser.field_steps import (
     queued_actions,
     server_audit,
     wait_until_queued,
+    wait_until_setting,
 )
 
 AXE = Path(__file__).resolve().parents[2] / "web" / "node_modules" / "axe-core" / "axe.min.js"
@@ -58,6 +59,7 @@ async def choose_language(page: Any, language: str) -> None:
     await page.goto("/app/settings")
     await page.select_option("#language", language)
     await page.wait_for_function("(lang) => document.documentElement.lang === lang", arg=language)
+    await wait_until_setting(page, "language", language)  # the next page.goto reads it
 
 
 @pytest.mark.parametrize("language", ["zh-CN", "en"])
