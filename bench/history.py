@@ -111,7 +111,8 @@ async def measure_size(mongo_uri: str, size: int) -> dict[str, Any]:
     try:
         await ensure_indexes(services.db)
         started = time.perf_counter()
-        summary = await generate_history(services, count=size, branches=BRANCHES, months=24, seed=size)
+        summary = await generate_history(services, count=size, branches=BRANCHES, months=24, seed=size,
+                                         fix_photos=False)
         seed_s = time.perf_counter() - started
         print(f"[{size}] seeded in {seed_s:.1f} s", file=sys.stderr, flush=True)
         figures: dict[str, Any] = {"size": size, "seed_seconds": round(seed_s, 1), "generated": summary, "history": {}}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 from aiohttp import ClientSession
 from aiohttp.test_utils import TestServer
@@ -57,6 +58,24 @@ async def test_generated_history_is_what_the_workflow_produces(api: Api, service
     verified = await api.json("POST", f"/api/v1/rectifications/{waiting[-1]['_id']}/verify", "compliance",
                               expect=200, json={"comment": "fine"}) if len(waiting) > 1 else None
     assert verified is None or verified["status"] == "verified"
+    # Every fix handed in shows its after photo: stored like an upload, the branch's local time in its EXIF.
+    handed_in = [r for r in stored if any(h["action"] == "submitted" for h in r["history"])]
+    assert handed_in and all(r["photo_ids"] or r["status"] == "open" for r in handed_in)  # rejected: new ones
+    listed = {p: r for r in handed_in for h in r["history"] if h["action"] == "submitted" for p in h["photo_ids"]}
+    photos = {p["_id"]: p for p in await services.db.photos.find({"_id": {"$in": list(listed)}}).to_list()}
+    assert set(photos) == set(listed) >= {p for r in handed_in for p in r["photo_ids"]}
+    for photo_id, rect in listed.items():
+        photo = photos[photo_id]
+        handed = next(h["at"] for h in rect["history"] if h["action"] == "submitted")
+        assert photo["rectification_id"] == rect["_id"] and photo["branch_id"] == rect["branch_id"]
+        assert photo["uploaded_at"] == handed and abs(photo["captured_at"] - handed) < timedelta(seconds=1)
+        assert photo["captured_at_source"] == "exif_offset" and "no_exif" not in photo["flags"]
+    head = await services.db.users.find_one({"username": api.credentials["branch_head"]["username"]})
+    own = next(r for r in handed_in if head and r["assignee_id"] == head["_id"] and r["photo_ids"])
+    for role in ("branch_head", "compliance"):
+        resp = await api.call("GET", f"/api/v1/photos/{own['photo_ids'][0]}", role)
+        assert resp.status == 200 and resp.content_type == "image/jpeg", role
+        assert (await resp.read()).startswith(b"\xff\xd8")
     findings = await services.db.findings.find({}, {"checklist_version": 1, "auditor_id": 1}).to_list()
     assert all(f["checklist_version"] and f["auditor_id"] for f in findings)
     # Audits too: answered, scored item by item, and readable like any other.

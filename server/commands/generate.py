@@ -3,7 +3,8 @@
 Audits, findings and rectifications are written with insert_many (no events: this is history as if it
 had always been there), then the report aggregates are rebuilt. Findings and rectifications come from the
 same constructors and workflow changes as the live ones (server.domain.submission, .rectifications), so
-each is a document the workflow can produce and every command works on it.
+each is a document the workflow can produce and every command works on it. A fix handed in has a real
+after photo, stored through the photo pipeline as the branch head's upload at that time (demo_photos).
 Every branch has a few chronically weak items, so repeat findings and differing scorecards appear."""
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import json
 import random
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -21,6 +23,7 @@ from typing import Any
 from schemas.audits import AuditStart, CheckinLocation
 from schemas.checklist import Checklist, Item
 from schemas.org import BranchCreate, RegionCreate
+from server.commands.demo_photos import HandIn, hand_in_all
 from server.context import ActorInfo, Services
 from server.db import Doc
 from server.domain import answers as answer_rules
@@ -57,6 +60,12 @@ def register(subparsers: Any) -> None:
     )
     audits.add_argument("--months", type=int, default=24, help="history length, ending now")
     audits.add_argument("--seed", type=int, default=1, help="random seed (same seed, same history)")
+    audits.add_argument(
+        "--no-fix-photos",
+        dest="fix_photos",
+        action="store_false",
+        help="hand fixes in with photo ids that name no stored photo (benchmarks: a photo costs ~5 ms)",
+    )
     audits.set_defaults(func=cmd_generate_audits)
 
 
@@ -66,7 +75,8 @@ def cmd_generate_audits(args: argparse.Namespace, settings: Settings) -> int:
     async def work(services: Services) -> int:
         started = time.perf_counter()
         summary = await generate_history(
-            services, count=args.count, branches=args.branches, months=args.months, seed=args.seed
+            services, count=args.count, branches=args.branches, months=args.months, seed=args.seed,
+            fix_photos=args.fix_photos,
         )
         summary["seconds"] = round(time.perf_counter() - started, 1)
         print(json.dumps(summary))
@@ -198,9 +208,10 @@ def _rectification(
     released_at: datetime,
     now: datetime,
     rng: random.Random,
-) -> Doc:
+) -> Doc | HandIn:
     """A rectification as the workflow leaves it: made by the one constructor when the audit was released,
-    then taken through the workflow's own changes (submitted, verified, rejected back to open, cancelled)."""
+    then taken through the workflow's own changes (submitted, verified, rejected back to open, cancelled).
+    A fix that was handed in comes back as a HandIn: its after photo is stored first, then it is finished."""
     policy = services.reminder_policy
     rect = workflow.new_rectification(
         finding=finding, audit=audit, branch=branch, checklist=checklist, released_at=released_at,
@@ -215,33 +226,44 @@ def _rectification(
     if finding["status"] == "overturned":
         at = min(released_at + timedelta(days=rng.uniform(1, 5)), now)
         return workflow.cancelled(rect, workflow.SYSTEM, "finding overturned on appeal", at).applied_to(rect)
+
+    def scheduled(rect: Doc) -> Doc:
+        if rect["status"] == rules.OPEN:
+            # The reminders a sweep would have sent by now: the schedule as it stands at `now`.
+            rect.update(workflow.schedule_fields(policy, rect["due_at"], now, rect["timezone"]))
+            if rect["overdue"]:
+                rect["escalation_level"] = 1 + int(roll * 2)
+        return rect
+
     if age_days > 14 or roll < 0.5:
         closed_at = released_at + timedelta(hours=rng.uniform(2, 24 * DUE_DAYS[finding["severity"]] * 1.6))
         closed_at = min(closed_at, now)
         submitted_at = released_at + (closed_at - released_at) * 0.7
-        rect = _submitted(rect, head, submitted_at)
-        return workflow.verified(rect, verifier, "fixed", closed_at).applied_to(rect)
+        return _handed_in(rect, branch, head, submitted_at,
+                          lambda done: workflow.verified(done, verifier, "fixed", closed_at).applied_to(done))
     outcome = rng.choice(["open", "submitted", "rejected"])
-    if outcome != "open":
-        submitted_at = released_at + (now - released_at) * rng.uniform(0.2, 0.6)
-        rect = _submitted(rect, head, submitted_at)
+    if outcome == "open":
+        return scheduled(rect)
+    submitted_at = released_at + (now - released_at) * rng.uniform(0.2, 0.6)
+
+    def verdict(done: Doc) -> Doc:
         if outcome == "rejected":
             rejected_at = submitted_at + (now - submitted_at) * 0.5
-            new_due = workflow.rejection_deadline(rect, None, rejected_at, services.due_end_of_day)
-            change = workflow.rejected(rect, verifier, "not fixed yet", new_due, policy, rejected_at)
-            rect = change.applied_to(rect)
-    if rect["status"] == rules.OPEN:
-        # The reminders a sweep would have sent by now: the schedule as it stands at `now`.
-        rect.update(workflow.schedule_fields(policy, rect["due_at"], now, rect["timezone"]))
-        if rect["overdue"]:
-            rect["escalation_level"] = 1 + int(roll * 2)
-    return rect
+            new_due = workflow.rejection_deadline(done, None, rejected_at, services.due_end_of_day)
+            done = workflow.rejected(done, verifier, "not fixed yet", new_due, policy, rejected_at).applied_to(done)
+        return scheduled(done)
+
+    return _handed_in(rect, branch, head, submitted_at, verdict)
 
 
-def _submitted(rect: Doc, head: Actor, at: datetime) -> Doc:
-    """The branch head hands in the fix with an after photo (a generated id: history has no image bytes)."""
-    with_photo = {**rect, "photo_ids": [f"gen-photo-{rect['_id']}"]}
-    return workflow.submitted(with_photo, head, "fixed", at).applied_to(with_photo)
+def _handed_in(rect: Doc, branch: Doc, head: Actor, at: datetime, then: Callable[[Doc], Doc]) -> HandIn:
+    """The branch head uploads an after photo (a real one, through the photo pipeline) and hands in the fix;
+    `then` is what the verifier did next."""
+
+    def finish(with_photo: Doc) -> Doc:
+        return then(workflow.submitted(with_photo, head, "fixed", at).applied_to(with_photo))
+
+    return HandIn(rect, branch, head.user_id, at, finish)
 
 
 async def generate_history(
@@ -252,6 +274,7 @@ async def generate_history(
     months: int = 24,
     seed: int = 1,
     rebuild: bool = True,
+    fix_photos: bool = True,
 ) -> dict[str, Any]:
     """Write `count` audits (about 95% released) with their findings and rectifications."""
     rng = random.Random(seed)
@@ -268,8 +291,14 @@ async def generate_history(
     findings: list[Doc] = []
     rects: list[Doc] = []
     written = {"audits": 0, "findings": 0, "rectifications": 0}
+    hand_ins: list[HandIn] = []
 
     async def flush() -> None:
+        by_id = {audit["_id"]: audit for audit in audits}
+        for rect in await hand_in_all(services, hand_ins, photos=fix_photos):
+            by_id[rect["audit_id"]]["open_rectifications"] += rect["status"] in rules.ACTIVE
+            written["rectifications"] += 1
+        hand_ins.clear()
         for collection, docs in (("audits", audits), ("findings", findings), ("rectifications", rects)):
             if docs:
                 await db[collection].insert_many(docs, ordered=False)
@@ -325,6 +354,9 @@ async def generate_history(
             findings.append(finding)
             if released_at is not None:
                 rect = _rectification(services, finding, audit, branch, checklist, released_at, now, rng)
+                if isinstance(rect, HandIn):  # counted on its audit once finished (flush)
+                    hand_ins.append(rect)
+                    continue
                 open_rects += rect["status"] in rules.ACTIVE
                 rects.append(rect)
         audit["open_rectifications"] = open_rects
