@@ -78,8 +78,9 @@ async def hand_in_all(services: Services, hand_ins: list[HandIn], *, photos: boo
     """Store every hand-in's after photo, then return each rectification in its final state (stored too).
 
     The open rectifications are written first (a photo attaches to an open one); the uploads run a few at a
-    time; the final states then replace the open ones. About 5 ms a photo on a calm machine: a benchmark's
-    hundreds of thousands of audits pass photos=False and get ids that name no stored photo."""
+    time; the final states then replace the open ones. A photo costs 20-30 ms on a loaded 2-core machine (the
+    demo's ~500 took 10-14 s at load 8-11): a benchmark's hundreds of thousands of audits pass photos=False
+    and get ids that name no stored photo."""
     if not hand_ins:
         return []
     if not photos:
