@@ -9,7 +9,14 @@ import time
 from typing import Any
 
 from tests.browser.conftest import FieldWorld, NewPage, camera_photo, shoot, sign_in
-from tests.browser.field_steps import add_photos, answer_environment, answer_service, open_visit_and_start, submit
+from tests.browser.field_steps import (
+    add_photos,
+    answer_environment,
+    answer_service,
+    open_visit_and_start,
+    submit,
+    wait_until_setting,
+)
 
 # Chromium DevTools' 3G profile ("Fast 3G", now listed as "Slow 4G"): 562.5 ms round trip, 1.6 Mbit/s down and
 # 750 kbit/s up, each at 90 % as DevTools applies them.
@@ -28,6 +35,7 @@ async def test_an_audit_with_five_2mb_photos_completes_on_3g(phone: NewPage, fie
     await sign_in(page, field_world)
     await page.goto("/app/settings")
     await page.select_option("#photo-size", "2048")
+    await wait_until_setting(page, "photoSize", "2048")  # leaving sooner can cut the write off
     await page.goto("/app/visits")
     await throttle(page, THREE_G)
     started = time.monotonic()
