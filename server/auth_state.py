@@ -128,19 +128,26 @@ async def start_auth(services: Services) -> None:
                                                context=contextvars.Context())
 
 
+async def cancel_listener(task: asyncio.Task[None], within_s: float = STOP_WAIT_S) -> bool:
+    """Cancel the revocation listener and wait for it, at most `within_s`; whether it ended.
+
+    Not an unbounded wait: a change-stream read in flight may end only when the client closes its
+    connection, which happens after this (seen on the Python embedded server under load). The cancel is
+    repeated: one that arrives while the listener is opening its stream can be swallowed inside the
+    driver, and the listener would then go on (reading, or retrying a database that is gone) for ever."""
+    deadline = asyncio.get_running_loop().time() + within_s
+    while not task.done() and asyncio.get_running_loop().time() < deadline:
+        task.cancel()
+        await asyncio.wait({task}, timeout=0.05)
+    return task.done()
+
+
 async def stop_auth(services: Services) -> None:
     state = auth_state(services)
     state.cache.enabled = False
     task, state.listener_task = state.listener_task, None
     if task is not None:
-        # Not an unbounded wait: a change-stream read in flight may end only when the client closes its
-        # connection, which happens after this (seen on the Python embedded server under load). The cancel
-        # is repeated: one that arrives while the listener is still opening its stream can be swallowed
-        # inside the driver, and the task would then sit in the stream's read until the deadline.
-        deadline = asyncio.get_running_loop().time() + STOP_WAIT_S
-        while not task.done() and asyncio.get_running_loop().time() < deadline:
-            task.cancel()
-            await asyncio.wait({task}, timeout=0.05)
+        await cancel_listener(task)
         with contextlib.suppress(PyMongoError):
             await auth_store.unregister_listener(services.db, services.instance_id)
 

@@ -16,7 +16,7 @@ from aiohttp import ClientSession
 from pymongo.errors import OperationFailure
 
 from server.app import bootstrap
-from server.auth_state import auth_state, revocations_reach_every_instance, start_auth
+from server.auth_state import auth_state, cancel_listener, revocations_reach_every_instance, start_auth
 from server.clock import FakeClock
 from server.context import ActorInfo, Services, UnitOfWork
 from server.embedded import EmbeddedMongo
@@ -232,8 +232,7 @@ async def test_the_database_stops_promptly_while_an_instance_follows_revocations
         finally:
             listener = auth_state(instance).listener_task
             if listener is not None:  # stop_auth would also unregister, from a database now gone
-                listener.cancel()
-                await asyncio.wait({listener})
+                assert await cancel_listener(listener, within_s=10.0)
             await instance.client.close()
     finally:
         db.stop()
