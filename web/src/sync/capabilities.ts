@@ -1,5 +1,6 @@
 // Optional request fields the server may or may not know yet. Request bodies refuse unknown fields, so the
 // phone sends one only when the server's own OpenAPI description declares it.
+import { NetworkError } from "../api/problem.ts";
 import { readSetting, writeSetting } from "../storage/db.ts";
 
 export interface Capabilities {
@@ -26,8 +27,17 @@ function resolve(schemas: Record<string, Schema>, schema: Schema | undefined): S
 /** What the server accepts, read from /openapi.json (kept, so an offline start still knows). */
 export async function capabilities(): Promise<Capabilities> {
   if (cached) return cached;
+  let response: Response;
   try {
-    const response = await fetch("/openapi.json", { headers: { Accept: "application/json" } });
+    response = await fetch("/openapi.json", { headers: { Accept: "application/json" } });
+  } catch {
+    // Unreachable: what was learnt before, and ask again next time. Never learnt, the start waits for the
+    // network (NetworkError is retried): sent on a guess, it would lose the optional fields for good.
+    const kept = await readSetting<Capabilities | null>("capabilities", null);
+    if (kept) return kept;
+    throw new NetworkError("the server's capabilities are not known yet");
+  }
+  try {
     if (!response.ok) throw new Error(`openapi.json answered ${response.status}`);
     const spec = (await response.json()) as { components?: { schemas?: Record<string, Schema> } };
     const schemas = spec.components?.schemas ?? {};
@@ -38,12 +48,11 @@ export async function capabilities(): Promise<Capabilities> {
       locationAccuracy: Boolean(location?.properties?.accuracy_m),
     };
     await writeSetting("capabilities", cached);
+    return cached;
   } catch {
-    // Offline (or the server could not say): what was learnt before, and ask again next time. Keeping the
-    // fallback for the page's life would send a start queued offline without the fields once online.
+    // The server answered but cannot say (an older server): what was learnt before, else no optional field.
     return readSetting<Capabilities>("capabilities", NONE);
   }
-  return cached;
 }
 
 /** The start body with only the optional fields this server declares. */
