@@ -6,27 +6,23 @@ figure only with the reason, in the domain's words, beside it."""
 
 from __future__ import annotations
 
-import dataclasses
 import uuid
 from collections import Counter
 from datetime import timedelta
 from typing import Any
 
 from aiohttp import ClientSession, FormData
-from aiohttp.test_utils import TestServer
-from pymongo import AsyncMongoClient, monitoring
+from pymongo import monitoring
 
 from bench.audits import passing_value
-from server.app import create_app
-from server.checklists.publishing import publish_shipped
 from server.clock import FakeClock
 from server.context import Services
 from server.domain.answers import CLOCK_AHEAD
 from server.jobs.dispatcher import drain
-from server.storage.checklists import get_version
 from tests import image_factory as f
 from tests.audit_factories import ids_by, publish_checklist, start_body
 from tests.conftest import Api
+from tests.test_query_guard import listened_app
 
 # Per request, once the caller's login is known to this process. The writes of a transaction (the audit,
 # its events, their pending markers, the trail entry and its marker, the commit) are most of each figure.
@@ -84,54 +80,37 @@ class Commands(monitoring.CommandListener):
 
 async def test_each_phone_request_sends_no_more_database_commands_than_it_needs(
         services: Services, demo: dict[str, dict[str, str]], mongo_uri: str, clock: FakeClock) -> None:
-    name = services.settings.database_name
-    commands = Commands(name)
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
-        mongo_uri, w="majority", journal=True, tz_aware=True, event_listeners=[commands])
-    counted = dataclasses.replace(services, client=client, db=client[name])
-    await publish_shipped(services)
-    head = await services.db.checklists.find_one({"_id": "branch-service"})
-    assert head is not None
-    checklist = await get_version(services.db, "branch-service", head["current_version"])
-    branch = await services.db.branches.find_one({"code": "SH-LJZ"})
-    assert checklist is not None and branch is not None
-    app = create_app(counted, start_jobs=False, prepare_data=False, close_client=False)
-    server = TestServer(app, host="127.0.0.1")
-    await server.start_server()
+    commands = Commands(services.settings.database_name)
     per_request: dict[str, list[tuple[str, str]]] = {}
-    try:
-        async with ClientSession() as session:
-            base = str(server.make_url("")).rstrip("/")
-            async with session.post(base + "/api/v1/auth/login", json=demo["inspector"]) as resp:
-                headers = {"Authorization": f"Bearer {(await resp.json())['access_token']}"}
+    async with listened_app(services, mongo_uri, commands) as served, ClientSession() as session:
+        base, checklist, branch = served.base, served.checklist, served.branch
+        async with session.post(base + "/api/v1/auth/login", json=demo["inspector"]) as resp:
+            headers = {"Authorization": f"Bearer {(await resp.json())['access_token']}"}
 
-            async def call(request: str, method: str, path: str, expect: int, **kw: Any) -> None:
-                commands.sent.clear()
-                commands.recording = True
-                async with session.request(method, base + path, headers=headers, **kw) as resp:
-                    body = await resp.text()
-                commands.recording = False
-                assert resp.status == expect, f"{method} {path}: {resp.status} {body}"
-                per_request[request] = list(commands.sent)
+        async def call(request: str, method: str, path: str, expect: int, **kw: Any) -> None:
+            commands.sent.clear()
+            commands.recording = True
+            async with session.request(method, base + path, headers=headers, **kw) as resp:
+                body = await resp.text()
+            commands.recording = False
+            assert resp.status == expect, f"{method} {path}: {resp.status} {body}"
+            per_request[request] = list(commands.sent)
 
-            for seed in range(2):  # the first audit warms what a process keeps (the login, the checklist)
-                audit_id, now = str(uuid.uuid4()), clock.now().isoformat()
-                start = {"branch_id": branch["_id"], "checklist_key": checklist.key, "started_at": now,
-                         "location": branch["location"]}
-                await call("start", "PUT", f"/api/v1/audits/{audit_id}", 201, json=start)
-                answers = [{"item_id": i.id, "value": passing_value(i), "answered_at": now}
-                           for i in checklist.items() if i.type != "photo"]
-                await call("answers", "PATCH", f"/api/v1/audits/{audit_id}/answers", 200, json=answers)
-                form = FormData()
-                form.add_field("item_id", next(i.id for i in checklist.items() if i.type == "photo"))
-                photo = f.phone_jpeg(taken=clock.now().replace(tzinfo=None), size=(800, 600), seed=seed)
-                form.add_field("file", photo, filename="p.jpg", content_type="image/jpeg")
-                await call("photo", "POST", f"/api/v1/audits/{audit_id}/photos", 201, data=form)
-                await call("submit", "POST", f"/api/v1/audits/{audit_id}/submit", 200)
-                await drain(counted)
-    finally:
-        await server.close()
-        await client.close()
+        for seed in range(2):  # the first audit warms what a process keeps (the login, the checklist)
+            audit_id, now = str(uuid.uuid4()), clock.now().isoformat()
+            start = {"branch_id": branch["_id"], "checklist_key": checklist.key, "started_at": now,
+                     "location": branch["location"]}
+            await call("start", "PUT", f"/api/v1/audits/{audit_id}", 201, json=start)
+            answers = [{"item_id": i.id, "value": passing_value(i), "answered_at": now}
+                       for i in checklist.items() if i.type != "photo"]
+            await call("answers", "PATCH", f"/api/v1/audits/{audit_id}/answers", 200, json=answers)
+            form = FormData()
+            form.add_field("item_id", next(i.id for i in checklist.items() if i.type == "photo"))
+            photo = f.phone_jpeg(taken=clock.now().replace(tzinfo=None), size=(800, 600), seed=seed)
+            form.add_field("file", photo, filename="p.jpg", content_type="image/jpeg")
+            await call("photo", "POST", f"/api/v1/audits/{audit_id}/photos", 201, data=form)
+            await call("submit", "POST", f"/api/v1/audits/{audit_id}/submit", 200)
+            await drain(served.services)
     counts = {request: len(sent) for request, sent in per_request.items()}
     assert counts == EXPECTED, per_request
     reads = {request: dict(Counter(c for name, c in sent if name in ("find", "aggregate", "count")))

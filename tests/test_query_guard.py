@@ -18,9 +18,11 @@ time decoding whole audits, answers included, for rows that show a summary."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import uuid
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
@@ -195,40 +197,54 @@ class Phone:
         await self.call("POST", f"/api/v1/audits/{audit_id}/submit", 200)
 
 
-async def test_a_phones_audit_and_its_background_work_read_no_more_than_they_return(
-        services: Services, demo: dict[str, dict[str, str]], mongo_uri: str, clock: FakeClock) -> None:
+@dataclasses.dataclass
+class ListenedApp:
+    """The API served on a client whose commands a listener sees, with the shipped checklist published."""
+
+    services: Services
+    base: str
+    checklist: Checklist
+    branch: dict[str, Any]
+
+
+@contextlib.asynccontextmanager
+async def listened_app(services: Services, mongo_uri: str,
+                       listener: monitoring.CommandListener) -> AsyncIterator[ListenedApp]:
     name = services.settings.database_name
-    recorder = Recorder(name)
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
-        mongo_uri, w="majority", journal=True, tz_aware=True, event_listeners=[recorder])
-    recorded = dataclasses.replace(services, client=client, db=client[name])
+        mongo_uri, w="majority", journal=True, tz_aware=True, event_listeners=[listener])
+    listened = dataclasses.replace(services, client=client, db=client[name])
     await publish_shipped(services)
     head = await services.db.checklists.find_one({"_id": "branch-service"})
     assert head is not None
     checklist = await get_version(services.db, "branch-service", head["current_version"])
     branch = await services.db.branches.find_one({"code": "SH-LJZ"})
     assert checklist is not None and branch is not None
-    app = create_app(recorded, start_jobs=False, prepare_data=False, close_client=False)
+    app = create_app(listened, start_jobs=False, prepare_data=False, close_client=False)
     server = TestServer(app, host="127.0.0.1")
     await server.start_server()
     try:
-        async with ClientSession() as session:
-            base = str(server.make_url("")).rstrip("/")
-            creds = demo["inspector"]
-            async with session.post(base + "/api/v1/auth/login", json=creds) as resp:
-                token = (await resp.json())["access_token"]
-            phone = Phone(session, base, token, branch, checklist, clock)
-            for n in range(PRIOR_AUDITS):
-                await phone.audit(seed=n)
-                await drain(recorded)
-            await clone_history(services.db, CLONED_AUDITS)
-            recorder.recording = True
-            await phone.audit(seed=99)
-            await drain(recorded)
-            recorder.recording = False
+        yield ListenedApp(listened, str(server.make_url("")).rstrip("/"), checklist, branch)
     finally:
         await server.close()
         await client.close()
+
+
+async def test_a_phones_audit_and_its_background_work_read_no_more_than_they_return(
+        services: Services, demo: dict[str, dict[str, str]], mongo_uri: str, clock: FakeClock) -> None:
+    recorder = Recorder(services.settings.database_name)
+    async with listened_app(services, mongo_uri, recorder) as served, ClientSession() as session:
+        async with session.post(served.base + "/api/v1/auth/login", json=demo["inspector"]) as resp:
+            token = (await resp.json())["access_token"]
+        phone = Phone(session, served.base, token, served.branch, served.checklist, clock)
+        for n in range(PRIOR_AUDITS):
+            await phone.audit(seed=n)
+            await drain(served.services)
+        await clone_history(services.db, CLONED_AUDITS)
+        recorder.recording = True
+        await phone.audit(seed=99)
+        await drain(served.services)
+        recorder.recording = False
     assert recorder.commands, "nothing was recorded"
     problems: dict[str, str] = {}
     for command in recorder.commands:
